@@ -1,0 +1,8 @@
+/* table_avx2.c: the avx2 kernel table. Compiled in the avx2 group; a NULL slot falls back to a lower level. */
+#include "eng/eng_kernels.h"
+
+const eng_kernels_t eng_kernels_avx2 = {
+    .gemm_f32 = &eng_gemm_f32_avx2,
+    .gemv_f32 = eng_gemv_f32_avx2,
+    .bias_act_f32 = eng_bias_act_f32_avx2,
+};

@@ -1,0 +1,66 @@
+/* eng_runtime.h: the process-wide thread pool and the high-level GEMM entry points. */
+#ifndef ENG_RUNTIME_H
+#define ENG_RUNTIME_H
+
+#include "eng/eng_kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- thread pool ----
+ * One pool per process. Workers are started lazily on the first parallel call, sleep on a condition
+ * variable when idle, and are rebuilt lazily in a forked child. */
+typedef void (*eng_task_fn)(void *ctx, size_t task, size_t n_tasks);
+
+/* Runs fn(ctx, i, n) for i in [0, n) on the pool (the calling thread takes part) and returns when all are
+ * done. Called from inside a task, or with a pool of one thread, it runs the tasks serially. */
+void eng_parallel_for(size_t n, eng_task_fn fn, void *ctx);
+/* Threads used by eng_parallel_for (calling thread included). */
+int eng_get_num_threads(void);
+/* Sets the pool size (>= 1); 0 restores the default. Waits for running work to finish. */
+eng_status_t eng_set_num_threads(int n);
+/* What the default would be: ENGINE_NUM_THREADS, else the CPUs this process may use (affinity mask and
+ * cgroup CPU quota). */
+int eng_default_num_threads(void);
+/* CPUs usable by this process from the affinity mask and cgroup quota, ignoring ENGINE_NUM_THREADS. */
+int eng_usable_cpus(void);
+/* Number of worker threads currently alive (0 until the first parallel call); for tests. */
+int eng_pool_live_workers(void);
+
+/* ---- GEMM ----
+ * C = act(alpha * op(A) * op(B) + beta * C + bias), row-major with leading dimensions.
+ * op(A) is M x K: A (M x K, lda) or A^T with A stored K x M. op(B) is K x N: B (K x N, ldb) or B^T with B
+ * stored N x K. beta == 0 never reads C. bias: NULL, a vector of N (per column) or of M (per row). */
+typedef enum eng_bias_kind { ENG_BIAS_NONE = 0, ENG_BIAS_COL = 1, ENG_BIAS_ROW = 2 } eng_bias_kind_t;
+
+typedef struct eng_gemm_args {
+  size_t m, n, k;
+  float alpha, beta;
+  const float *a;
+  size_t lda;
+  int trans_a;
+  const float *b;
+  size_t ldb;
+  int trans_b;
+  float *c;
+  size_t ldc;
+  const float *bias;
+  int bias_kind; /* eng_bias_kind_t */
+  eng_act_t act;
+} eng_gemm_args_t;
+
+/* Validates sizes and strides, then runs on the active kernels and the pool. */
+eng_status_t eng_gemm_f32(const eng_gemm_args_t *args);
+/* Same with an explicit table (tests compare tables directly) and thread use (0 = serial). */
+eng_status_t eng_gemm_f32_with(const eng_kernels_t *kt, const eng_gemm_args_t *args, int parallel);
+
+/* A batch of GEMMs sharing sizes, strides and flags; element offsets per problem into a, b, c (and bias, a
+ * per-problem offset array or NULL for one shared bias). Problems run in parallel when each is small. */
+eng_status_t eng_gemm_batch_f32(const eng_gemm_args_t *args, size_t batch, const int64_t *a_off, const int64_t *b_off,
+                                const int64_t *c_off);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ENG_RUNTIME_H */

@@ -1,0 +1,47 @@
+/* act_avx2.c: bias + activation epilogue.  ISA: avx2 (-mavx2 -mfma -mf16c).
+ * Must match act_scalar.c (eng_bias_act_f32_scalar): exact for relu/clip/leaky_relu/hardswish up to FMA
+ * rounding; sigmoid/silu/gelu use the approximations of simd_avx2.h (a few ulp, see tests/tolerances.py).
+ * NaN inputs give NaN outputs for every activation. */
+#include "eng/eng_kernels.h"
+#include "../../simd/simd_avx2.h"
+
+static inline __m256 act_avx2(__m256 x, int kind, __m256 p0, __m256 p1) {
+  switch (kind) {
+    case ENG_ACT_RELU: return _mm256_max_ps(_mm256_setzero_ps(), x); /* maxps returns x when x is NaN */
+    case ENG_ACT_CLIP: return _mm256_min_ps(p1, _mm256_max_ps(p0, x));
+    case ENG_ACT_LEAKY_RELU:
+      return _mm256_blendv_ps(x, _mm256_mul_ps(x, p0), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
+    case ENG_ACT_HARDSWISH: {
+      __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.0f / 6.0f), _mm256_set1_ps(0.5f));
+      t = _mm256_min_ps(_mm256_set1_ps(1.0f), _mm256_max_ps(_mm256_setzero_ps(), t));
+      return _mm256_mul_ps(x, t);
+    }
+    default: break;
+  }
+  __m256 y;
+  switch (kind) {
+    case ENG_ACT_SIGMOID: y = sigmoid_avx2(x); break;
+    case ENG_ACT_SILU: y = _mm256_mul_ps(x, sigmoid_avx2(x)); break;
+    case ENG_ACT_GELU: y = gelu_avx2(x); break;
+    case ENG_ACT_GELU_TANH: y = gelu_tanh_avx2(x); break;
+    default: return x;
+  }
+  return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q)); /* the range clamps would eat NaN */
+}
+
+void eng_bias_act_f32_avx2(size_t n, float *y, const float *bias, float bias_s, const eng_act_t *act) {
+  const int kind = act->kind;
+  const __m256 p0 = _mm256_set1_ps(act->p0), p1 = _mm256_set1_ps(act->p1), bs = _mm256_set1_ps(bias_s);
+  size_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    __m256 v = _mm256_add_ps(_mm256_loadu_ps(y + j), bs);
+    if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + j));
+    _mm256_storeu_ps(y + j, act_avx2(v, kind, p0, p1));
+  }
+  if (j < n) {
+    __m256i mk = tail_mask_avx2(n - j);
+    __m256 v = _mm256_add_ps(_mm256_maskload_ps(y + j, mk), bs);
+    if (bias) v = _mm256_add_ps(v, _mm256_maskload_ps(bias + j, mk));
+    _mm256_maskstore_ps(y + j, mk, act_avx2(v, kind, p0, p1));
+  }
+}

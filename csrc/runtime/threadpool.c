@@ -1,0 +1,262 @@
+/* threadpool.c: the process-wide pthread pool behind eng_parallel_for.
+ *
+ * - Workers start lazily on the first parallel call, so importing engine starts no thread.
+ * - Idle workers block on a condition variable after a short bounded spin (about 20 us) that keeps
+ *   back-to-back parallel calls cheap; a sleeping pool uses no CPU.
+ * - One job runs at a time; concurrent callers from several threads queue on run_mu. A call made from
+ *   inside a task runs serially (no nested parallelism, no deadlock).
+ * - fork(): the prepare handler takes run_mu so no job is in flight; the child forgets the parent's workers
+ *   (they do not exist there) and starts its own on its first parallel call. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "eng/eng_runtime.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define CPU_RELAX() __asm__ volatile("pause" ::: "memory")
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ volatile("yield" ::: "memory")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+#define SPIN_ITERS 2000
+
+typedef struct pool {
+  pthread_mutex_t run_mu; /* one job at a time */
+  pthread_mutex_t mu;     /* guards everything below that is not atomic */
+  pthread_cond_t work_cv;
+  pthread_cond_t done_cv;
+  int n_threads;     /* configured size incl. the caller; 0 = not yet decided */
+  int n_workers;     /* live worker threads */
+  pthread_t *threads;
+  int shutdown;
+  atomic_ulong generation; /* bumped once per job */
+  unsigned long start_generation; /* generation at worker creation (set under run_mu) */
+  int busy;                /* workers still inside the current job */
+  eng_task_fn fn;
+  void *ctx;
+  size_t n_tasks;
+  atomic_size_t next;
+} pool_t;
+
+static pool_t g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+                        PTHREAD_COND_INITIALIZER};
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static _Thread_local int t_in_task = 0;
+
+static void run_tasks(pool_t *p) {
+  size_t n = p->n_tasks;
+  for (;;) {
+    size_t i = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
+    if (i >= n) break;
+    p->fn(p->ctx, i, n);
+  }
+}
+
+static void *worker_main(void *arg) {
+  pool_t *p = (pool_t *)arg;
+  t_in_task = 1; /* anything a worker runs is inside a task */
+  unsigned long seen = p->start_generation; /* the generation when this worker was created */
+  for (;;) {
+    /* Bounded spin: catches the next job of a burst without a futex wake-up. */
+    for (int s = 0; s < SPIN_ITERS && atomic_load_explicit(&p->generation, memory_order_acquire) == seen; s++) CPU_RELAX();
+    pthread_mutex_lock(&p->mu);
+    while (!p->shutdown && atomic_load(&p->generation) == seen) pthread_cond_wait(&p->work_cv, &p->mu);
+    if (p->shutdown) {
+      pthread_mutex_unlock(&p->mu);
+      return NULL;
+    }
+    seen = atomic_load(&p->generation);
+    pthread_mutex_unlock(&p->mu);
+    run_tasks(p);
+    pthread_mutex_lock(&p->mu);
+    if (--p->busy == 0) pthread_cond_signal(&p->done_cv);
+    pthread_mutex_unlock(&p->mu);
+  }
+}
+
+static int read_int_file(const char *path, long long *a, long long *b) {
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  char buf[128] = {0};
+  int ok = fgets(buf, sizeof buf, f) != NULL;
+  fclose(f);
+  if (!ok) return 0;
+  if (strncmp(buf, "max", 3) == 0) {
+    *a = -1;
+    return sscanf(buf + 3, "%lld", b) == 1 ? 2 : 1;
+  }
+  return sscanf(buf, "%lld %lld", a, b);
+}
+
+/* CPU quota of this process's cgroup (v2 cpu.max, else v1 cfs quota), rounded up; 0 if unlimited/unknown. */
+static int cgroup_cpu_limit(void) {
+  long long quota = -1, period = 0;
+  char path[512] = "/sys/fs/cgroup/cpu.max";
+  FILE *f = fopen("/proc/self/cgroup", "r");
+  if (f) {
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+      if (strncmp(line, "0::", 3) == 0) {
+        line[strcspn(line, "\n")] = 0;
+        snprintf(path, sizeof path, "/sys/fs/cgroup%s/cpu.max", line + 3);
+        break;
+      }
+    }
+    fclose(f);
+  }
+  if (read_int_file(path, &quota, &period) == 2 || read_int_file("/sys/fs/cgroup/cpu.max", &quota, &period) == 2) {
+    if (quota > 0 && period > 0) return (int)((quota + period - 1) / period);
+    return 0;
+  }
+  long long q1, p1, dummy;
+  if (read_int_file("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", &q1, &dummy) >= 1 &&
+      read_int_file("/sys/fs/cgroup/cpu/cpu.cfs_period_us", &p1, &dummy) >= 1 && q1 > 0 && p1 > 0)
+    return (int)((q1 + p1 - 1) / p1);
+  return 0;
+}
+
+int eng_usable_cpus(void) {
+  int n = 0;
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+#endif
+  if (n <= 0) {
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    n = c > 0 ? (int)c : 1;
+  }
+  int q = cgroup_cpu_limit();
+  if (q > 0 && q < n) n = q;
+  return n > 0 ? n : 1;
+}
+
+int eng_default_num_threads(void) {
+  const char *env = getenv("ENGINE_NUM_THREADS");
+  if (env && *env) {
+    char *end;
+    long v = strtol(env, &end, 10);
+    if (*end == 0 && v >= 1 && v <= 1024) return (int)v;
+  }
+  return eng_usable_cpus();
+}
+
+static void stop_workers_locked(pool_t *p) {
+  if (p->n_workers == 0) return;
+  pthread_mutex_lock(&p->mu);
+  p->shutdown = 1;
+  pthread_cond_broadcast(&p->work_cv);
+  pthread_mutex_unlock(&p->mu);
+  for (int i = 0; i < p->n_workers; i++) pthread_join(p->threads[i], NULL);
+  free(p->threads);
+  p->threads = NULL;
+  p->n_workers = 0;
+  p->shutdown = 0;
+}
+
+/* Called with run_mu held. Returns the number of workers available (may be fewer than asked on failure). */
+static int ensure_workers_locked(pool_t *p) {
+  if (p->n_threads == 0) p->n_threads = eng_default_num_threads();
+  int want = p->n_threads - 1;
+  if (p->n_workers >= want) return p->n_workers;
+  stop_workers_locked(p);
+  p->threads = (pthread_t *)calloc((size_t)want, sizeof(pthread_t));
+  if (!p->threads) return 0;
+  p->start_generation = atomic_load(&p->generation);
+  int started = 0;
+  for (; started < want; started++) {
+    if (pthread_create(&p->threads[started], NULL, worker_main, p) != 0) break;
+  }
+  p->n_workers = started; /* if thread creation fails we run with fewer threads, never fail the call */
+  return started;
+}
+
+static void atfork_prepare(void) { pthread_mutex_lock(&g_pool.run_mu); }
+static void atfork_parent(void) { pthread_mutex_unlock(&g_pool.run_mu); }
+static void atfork_child(void) {
+  /* Only the forking thread exists in the child: the parent's workers are gone. Forget them (their stacks
+   * leak in the child by necessity), reset the locks and keep the configured size. */
+  pthread_mutex_init(&g_pool.run_mu, NULL);
+  pthread_mutex_init(&g_pool.mu, NULL);
+  pthread_cond_init(&g_pool.work_cv, NULL);
+  pthread_cond_init(&g_pool.done_cv, NULL);
+  free(g_pool.threads);
+  g_pool.threads = NULL;
+  g_pool.n_workers = 0;
+  g_pool.shutdown = 0;
+  g_pool.busy = 0;
+}
+static void pool_once(void) { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
+
+void eng_parallel_for(size_t n, eng_task_fn fn, void *ctx) {
+  if (n == 0) return;
+  pool_t *p = &g_pool;
+  if (n == 1 || t_in_task) {
+    for (size_t i = 0; i < n; i++) fn(ctx, i, n);
+    return;
+  }
+  pthread_once(&g_once, pool_once);
+  pthread_mutex_lock(&p->run_mu);
+  int workers = ensure_workers_locked(p);
+  if (workers == 0) {
+    pthread_mutex_unlock(&p->run_mu);
+    t_in_task = 1;
+    for (size_t i = 0; i < n; i++) fn(ctx, i, n);
+    t_in_task = 0;
+    return;
+  }
+  pthread_mutex_lock(&p->mu);
+  p->fn = fn;
+  p->ctx = ctx;
+  p->n_tasks = n;
+  atomic_store(&p->next, 0);
+  p->busy = workers;
+  atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+  pthread_cond_broadcast(&p->work_cv);
+  pthread_mutex_unlock(&p->mu);
+
+  t_in_task = 1;
+  run_tasks(p);
+  t_in_task = 0;
+
+  pthread_mutex_lock(&p->mu);
+  while (p->busy > 0) pthread_cond_wait(&p->done_cv, &p->mu);
+  pthread_mutex_unlock(&p->mu);
+  pthread_mutex_unlock(&p->run_mu);
+}
+
+int eng_get_num_threads(void) {
+  pool_t *p = &g_pool;
+  pthread_mutex_lock(&p->run_mu);
+  if (p->n_threads == 0) p->n_threads = eng_default_num_threads();
+  int n = p->n_threads;
+  pthread_mutex_unlock(&p->run_mu);
+  return n;
+}
+
+eng_status_t eng_set_num_threads(int n) {
+  if (n < 0 || n > 1024) return ENG_ERR_INVALID_ARG;
+  pthread_once(&g_once, pool_once);
+  pool_t *p = &g_pool;
+  pthread_mutex_lock(&p->run_mu);
+  stop_workers_locked(p);
+  p->n_threads = n == 0 ? eng_default_num_threads() : n;
+  pthread_mutex_unlock(&p->run_mu);
+  return ENG_OK;
+}
+
+int eng_pool_live_workers(void) {
+  pool_t *p = &g_pool;
+  pthread_mutex_lock(&p->run_mu);
+  int n = p->n_workers;
+  pthread_mutex_unlock(&p->run_mu);
+  return n;
+}

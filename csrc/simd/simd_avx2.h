@@ -1,0 +1,87 @@
+/* simd_avx2.h: static inline AVX2+FMA helpers. Include only from *_avx2.c files (compiled with
+ * -mavx2 -mfma -mf16c); every helper carries the _avx2 suffix so it cannot be used from another ISA. */
+#ifndef ENG_SIMD_AVX2_H
+#define ENG_SIMD_AVX2_H
+
+#include <immintrin.h>
+#include <stdint.h>
+
+/* Mask selecting the first n (0..8) lanes, for maskload/maskstore tails. */
+static inline __m256i tail_mask_avx2(size_t n) {
+  static const int32_t m[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  return _mm256_loadu_si256((const __m256i *)(m + 8 - n));
+}
+
+static inline float hsum_avx2(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+/* exp(x), Cephes-style: x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial, 2^n through the
+ * exponent bits. Max error about 2 ulp for x in [-87.3, 88.7]; clamps to that range (0 and +inf ends are
+ * handled by the callers' formulas). */
+static inline __m256 exp_avx2(__m256 x) {
+  const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-87.3365478515625f);
+  x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500E-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
+  __m256 r2 = _mm256_mul_ps(r, r);
+  p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* sigmoid(x) = 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) for x < 0: never overflows, keeps relative
+ * accuracy in the left tail. */
+static inline __m256 sigmoid_avx2(__m256 x) {
+  const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+  __m256 e = exp_avx2(_mm256_or_ps(x, sign)); /* exp(-|x|) in (0, 1] */
+  __m256 d = _mm256_add_ps(one, e);
+  __m256 pos = _mm256_div_ps(one, d), neg = _mm256_div_ps(e, d);
+  return _mm256_blendv_ps(pos, neg, x); /* blendv picks by the sign bit of x */
+}
+
+/* erfc(z) for z >= 0 (Numerical Recipes erfcc, Chebyshev fit, relative error < 1.2e-7 in exact
+ * arithmetic): t = 1/(1 + z/2), erfc = t exp(-z^2 + P(t)). */
+static inline __m256 erfc_pos_avx2(__m256 z) {
+  __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(z, _mm256_set1_ps(0.5f), _mm256_set1_ps(1.0f)));
+  __m256 p = _mm256_set1_ps(0.17087277f);
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.82215223f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.48851587f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.13520398f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.27886807f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.18628806f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.09678418f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.37409196f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.00002368f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.26551223f));
+  p = _mm256_fnmadd_ps(z, z, p);
+  return _mm256_mul_ps(t, exp_avx2(p));
+}
+
+/* gelu(x) = 0.5 x erfc(-x / sqrt 2); erfc(-z) = 2 - erfc(z) for z > 0. */
+static inline __m256 gelu_avx2(__m256 x) {
+  __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(-0.70710678118654752f));
+  __m256 az = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), z);
+  __m256 e = erfc_pos_avx2(az);
+  __m256 erfc_z = _mm256_blendv_ps(e, _mm256_sub_ps(_mm256_set1_ps(2.0f), e), z); /* z < 0: 2 - erfc(|z|) */
+  return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), erfc_z);
+}
+
+/* gelu_tanh(x) = x * sigmoid(2 sqrt(2/pi) (x + 0.044715 x^3)), since 0.5 (1 + tanh(u)) = sigmoid(2u). */
+static inline __m256 gelu_tanh_avx2(__m256 x) {
+  __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+  __m256 u = _mm256_mul_ps(_mm256_fmadd_ps(x3, _mm256_set1_ps(0.044715f), x), _mm256_set1_ps(1.5957691216057308f));
+  return _mm256_mul_ps(x, sigmoid_avx2(u));
+}
+
+#endif /* ENG_SIMD_AVX2_H */

@@ -1,0 +1,86 @@
+"""Build: one static library per ISA group, each with its own compiler flags, linked into one extension.
+
+Only files named *_<isa>.c get that ISA's flags (plus csrc/dispatch/table_<isa>.c). The core (dispatch,
+thread pool, GEMM driver) is built with baseline flags, so a CPU without AVX never executes an AVX
+instruction outside a kernel that the dispatcher chose for it. No -march=native (ENGINE_NATIVE=1 allows it
+for local experiments only).
+"""
+import os
+import platform
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from glob import glob
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# tag, architectures, gcc/clang flags, a probe intrinsic. Keep in sync with csrc/dispatch/cpu_features.c.
+ISA_GROUPS = [
+    ("scalar", None, ["-fno-tree-vectorize"], None),
+    ("avx2", {"x86_64"}, ["-mavx2", "-mfma", "-mf16c"], "#include <immintrin.h>\nint main(void){__m256 a=_mm256_set1_ps(1);a=_mm256_fmadd_ps(a,a,a);return (int)_mm256_cvtss_f32(a);}"),
+    ("avx512", {"x86_64"}, ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma", "-mf16c"],
+     "#include <immintrin.h>\nint main(void){__m512 a=_mm512_set1_ps(1);a=_mm512_fmadd_ps(a,a,a);return (int)_mm512_reduce_add_ps(a);}"),
+    ("neon", {"aarch64"}, [], "#include <arm_neon.h>\nint main(void){float32x4_t a=vdupq_n_f32(1);a=vfmaq_f32(a,a,a);return (int)vgetq_lane_f32(a,0);}"),
+]
+COMMON = ["-O3", "-std=c11", "-fvisibility=hidden", "-ffp-contract=off", "-fno-math-errno", "-Wall", "-Wno-unused-function"]
+
+
+def target_arch():
+    """The architecture we compile for: ENGINE_TARGET_ARCH overrides (cross builds), else the host's."""
+    arch = os.environ.get("ENGINE_TARGET_ARCH") or sysconfig.get_platform().split("-")[-1] or platform.machine()
+    arch = arch.lower()
+    return {"amd64": "x86_64", "arm64": "aarch64", "x64": "x86_64"}.get(arch, arch)
+
+
+def probe(code, flags):
+    """True if the C compiler builds `code` with `flags` (an old compiler lacking an ISA drops the group)."""
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.join(d, "p.c")
+        with open(src, "w") as f:
+            f.write(code)
+        r = subprocess.run(cc.split() + flags + ["-c", src, "-o", os.path.join(d, "p.o")], capture_output=True)
+        return r.returncode == 0
+
+
+arch = target_arch()
+groups = []
+for tag, arches, flags, code in ISA_GROUPS:
+    if arches is not None and arch not in arches:
+        continue
+    if code is not None and not probe(code, flags):
+        print(f"engine: the compiler cannot build {tag} code; leaving that ISA group out", file=sys.stderr)
+        continue
+    groups.append((tag, flags))
+
+extra = ["-march=native"] if os.environ.get("ENGINE_NATIVE") == "1" else []
+# Link order for static archives: a library before the ones it uses. The core references every ISA
+# table; SIMD files may call scalar helpers; so core, then highest ISA first, scalar last.
+libraries = [("eng_core", {"sources": ["csrc/dispatch/cpu_features.c", "csrc/dispatch/dispatch.c",
+                                       "csrc/runtime/threadpool.c", "csrc/kernels/gemm/gemm_driver.c"],
+                           "include_dirs": ["csrc/include"], "cflags": COMMON + extra,
+                           "macros": [(f"ENG_COMPILED_{t.upper()}", "1") for t, _ in groups]})]
+for tag, flags in reversed(groups):  # highest ISA first, so static-archive link order resolves
+    sources = sorted(glob(f"csrc/kernels/*/*_{tag}.c")) + [f"csrc/dispatch/table_{tag}.c"]
+    libraries.append((f"eng_{tag}", {"sources": sources, "include_dirs": ["csrc/include"], "cflags": COMMON + flags + extra}))
+
+compiled = [(f"ENG_COMPILED_{tag.upper()}", "1") for tag, _ in groups]
+
+debug = os.environ.get("ENGINE_CYTHON_DEBUG") == "1"
+directives = {"language_level": 3, "boundscheck": debug, "wraparound": debug, "cdivision": not debug,
+              "initializedcheck": debug}
+ext = Extension(
+    "engine._C._kernels",
+    ["engine/_C/_kernels.pyx"],
+    include_dirs=["csrc/include", np.get_include()],
+    define_macros=compiled + [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    extra_compile_args=["-O2", "-fvisibility=hidden"],
+    extra_link_args=["-pthread"],
+    libraries=["m"],
+)
+setup(libraries=libraries, ext_modules=cythonize([ext], compiler_directives=directives))
