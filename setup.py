@@ -16,6 +16,7 @@ from glob import glob
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -83,4 +84,15 @@ ext = Extension(
     extra_link_args=["-pthread"],
     libraries=["m"],
 )
-setup(libraries=libraries, ext_modules=cythonize([ext], compiler_directives=directives))
+
+
+class BuildExtWithLibs(build_ext):
+    """build_ext that first builds the per-ISA static libraries, so `build_ext --inplace` works alone."""
+
+    def run(self):
+        self.run_command("build_clib")
+        super().run()
+
+
+setup(libraries=libraries, ext_modules=cythonize([ext], compiler_directives=directives),
+      cmdclass={"build_ext": BuildExtWithLibs})

@@ -100,7 +100,7 @@ static int read_int_file(const char *path, long long *a, long long *b) {
 /* CPU quota of this process's cgroup (v2 cpu.max, else v1 cfs quota), rounded up; 0 if unlimited/unknown. */
 static int cgroup_cpu_limit(void) {
   long long quota = -1, period = 0;
-  char path[512] = "/sys/fs/cgroup/cpu.max";
+  char path[600] = "/sys/fs/cgroup/cpu.max";
   FILE *f = fopen("/proc/self/cgroup", "r");
   if (f) {
     char line[512];

@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 /* gemm_driver.c: ISA-neutral SGEMM driver (packing, cache blocking, threading, epilogue).
  * Compiled with baseline flags; it reaches SIMD code only through the kernel table it is given, so the
  * same driver runs every ISA's micro-kernel and the scalar one is the reference for all of them.
