@@ -60,15 +60,18 @@ for tag, arches, flags, code in ISA_GROUPS:
     groups.append((tag, flags))
 
 extra = ["-march=native"] if os.environ.get("ENGINE_NATIVE") == "1" else []
+# Any header change rebuilds every library (build_clib has no per-file dependency scan).
+HEADERS = sorted(glob("csrc/include/eng/*.h") + glob("csrc/simd/*.h") + glob("csrc/kernels/*/*.h"))
 # Link order for static archives: a library before the ones it uses. The core references every ISA
 # table; SIMD files may call scalar helpers; so core, then highest ISA first, scalar last.
 libraries = [("eng_core", {"sources": ["csrc/dispatch/cpu_features.c", "csrc/dispatch/dispatch.c",
                                        "csrc/runtime/threadpool.c", "csrc/kernels/gemm/gemm_driver.c"],
                            "include_dirs": ["csrc/include"], "cflags": COMMON + extra,
-                           "macros": [(f"ENG_COMPILED_{t.upper()}", "1") for t, _ in groups]})]
+                           "obj_deps": {"": HEADERS}, "macros": [(f"ENG_COMPILED_{t.upper()}", "1") for t, _ in groups]})]
 for tag, flags in reversed(groups):  # highest ISA first, so static-archive link order resolves
     sources = sorted(glob(f"csrc/kernels/*/*_{tag}.c")) + [f"csrc/dispatch/table_{tag}.c"]
-    libraries.append((f"eng_{tag}", {"sources": sources, "include_dirs": ["csrc/include"], "cflags": COMMON + flags + extra}))
+    libraries.append((f"eng_{tag}", {"sources": sources, "include_dirs": ["csrc/include"], "cflags": COMMON + flags + extra,
+                                     "obj_deps": {"": HEADERS}}))
 
 compiled = [(f"ENG_COMPILED_{tag.upper()}", "1") for tag, _ in groups]
 
@@ -91,6 +94,10 @@ class BuildExtWithLibs(build_ext):
 
     def run(self):
         self.run_command("build_clib")
+        clib = self.get_finalized_command("build_clib")
+        libs = [os.path.join(clib.build_clib, f"lib{name}.a") for name, _ in libraries]
+        for e in self.extensions:  # relink when a kernel library changed, not only when the .pyx did
+            e.depends = list(e.depends) + [p for p in libs if os.path.exists(p)]
         super().run()
 
 

@@ -39,10 +39,17 @@ typedef void (*eng_bias_act_f32_fn)(size_t n, float *y, const float *bias, float
 typedef void (*eng_gemm_ukr_f32_fn)(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b,
                                     float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta);
 
+/* The same product with A read in place from a row-major matrix instead of a packed panel: row i < m of the
+ * tile is a + i*lda, its k-th element a[i*lda + p]. Rows m..MR-1 are never read. Packing A costs as much as
+ * the product when N is small (each element of A is used only N times), which is what this variant avoids. */
+typedef void (*eng_gemm_ukr_arow_f32_fn)(size_t kc, const float *ENG_RESTRICT a, size_t lda, const float *ENG_RESTRICT b,
+                                         float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta);
+
 typedef struct eng_gemm_f32_impl {
-  unsigned mr, nr;          /* register tile */
-  size_t mc, kc, nc;        /* cache blocking: mc % mr == 0, nc % nr == 0 */
-  eng_gemm_ukr_f32_fn ukr;  /* the micro-kernel */
+  unsigned mr, nr;               /* register tile */
+  size_t mc, kc, nc;             /* cache blocking: mc % mr == 0, nc % nr == 0 */
+  eng_gemm_ukr_f32_fn ukr;       /* the micro-kernel on packed A */
+  eng_gemm_ukr_arow_f32_fn ukr_arow; /* optional (NULL): A read in place, used when A is not transposed */
 } eng_gemm_f32_impl_t;
 
 /* GEMV with a row vector: y[j] = alpha * sum_p x[p] * op(B)[p][j] + beta * y[j], j < n, p < k.

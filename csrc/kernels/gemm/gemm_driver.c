@@ -87,20 +87,26 @@ static void pack_a(size_t m, size_t k, const float *a, size_t lda, int trans, un
 
 /* Packs rows [0, k) x cols [0, n) of op(B) into panels of nr columns, k-major, zero-padded. */
 static void pack_b(size_t k, size_t n, const float *b, size_t ldb, int trans, unsigned nr, float *dst) {
+  if (!trans) { /* read each row of B once, front to back, scattering nr-wide pieces to their panels */
+    size_t full = n / nr, rem = n % nr, panel = (size_t)nr * k;
+    for (size_t p = 0; p < k; p++) {
+      const float *src = b + p * ldb;
+      float *d = dst + p * nr;
+      for (size_t q = 0; q < full; q++) memcpy(d + q * panel, src + q * nr, nr * sizeof(float));
+      if (rem) {
+        float *dr = d + full * panel;
+        size_t j = 0;
+        for (; j < rem; j++) dr[j] = src[full * nr + j];
+        for (; j < nr; j++) dr[j] = 0.0f;
+      }
+    }
+    return;
+  }
   for (size_t j0 = 0; j0 < n; j0 += nr) {
     size_t nb = ENG_MIN((size_t)nr, n - j0);
-    if (!trans) { /* op(B)[p][j] = b[p*ldb + j] */
-      for (size_t p = 0; p < k; p++) {
-        const float *src = b + p * ldb + j0;
-        float *d = dst + p * nr;
-        if (nb == nr) {
-          memcpy(d, src, nr * sizeof(float));
-        } else {
-          size_t j = 0;
-          for (; j < nb; j++) d[j] = src[j];
-          for (; j < nr; j++) d[j] = 0.0f;
-        }
-      }
+    if (!trans) { /* op(B)[p][j] = b[p*ldb + j]: done below row by row */
+      dst += (size_t)nr * k;
+      continue;
     } else { /* op(B)[p][j] = b[j*ldb + p] */
       for (size_t j = 0; j < nb; j++) {
         const float *src = b + (j0 + j) * ldb;
@@ -126,6 +132,20 @@ static void epilogue_block(const eng_kernels_t *kt, const eng_gemm_args_t *g, si
   }
 }
 
+/* ENGINE_GEMM_PACK_A=1 turns off reading A in place (the switch for bisecting), read once. */
+static int g_force_pack_a = -1;
+
+/* Reading A in place saves packing it (as costly as the product when N is small); packing wins when each
+ * A block is reused across many column panels and rows of A would collide in the cache. */
+static int use_direct_a(const eng_gemm_f32_impl_t *im, const eng_gemm_args_t *g) {
+  if (g_force_pack_a < 0) {
+    const char *e = getenv("ENGINE_GEMM_PACK_A");
+    g_force_pack_a = e && e[0] == '1';
+  }
+  if (!im->ukr_arow || g->trans_a || g_force_pack_a) return 0;
+  return g->n <= 256; /* measured on Zen 3: in-place A wins up to N = 256, packing from N = 384 up */
+}
+
 /* The blocked algorithm on C[m0:m1, n0:n1]. */
 static eng_status_t gemm_block(const eng_kernels_t *kt, const eng_gemm_args_t *g, size_t m0, size_t m1, size_t n0, size_t n1) {
   const eng_gemm_f32_impl_t *im = kt->gemm_f32;
@@ -139,6 +159,7 @@ static eng_status_t gemm_block(const eng_kernels_t *kt, const eng_gemm_args_t *g
   if (!ws) return ENG_ERR_NOMEM;
   float *ap = ws, *bp = ws + round_up(a_len, 16);
   const int epi = has_epilogue(g);
+  const int direct_a = use_direct_a(im, g);
 
   for (size_t jc = n0; jc < n1; jc += nc_max) {
     size_t nc = ENG_MIN(nc_max, n1 - jc);
@@ -151,13 +172,16 @@ static eng_status_t gemm_block(const eng_kernels_t *kt, const eng_gemm_args_t *g
       for (size_t ic = m0; ic < m1; ic += mc_max) {
         size_t mc = ENG_MIN(mc_max, m1 - ic);
         const float *asrc = g->trans_a ? g->a + pc * g->lda + ic : g->a + ic * g->lda + pc;
-        pack_a(mc, kc, asrc, g->lda, g->trans_a, mr, ap);
+        if (!direct_a) pack_a(mc, kc, asrc, g->lda, g->trans_a, mr, ap);
         for (size_t jr = 0; jr < nc; jr += nr) {
           size_t nb = ENG_MIN((size_t)nr, nc - jr);
           for (size_t ir = 0; ir < mc; ir += mr) {
             size_t mb = ENG_MIN((size_t)mr, mc - ir);
             float *c = g->c + (ic + ir) * g->ldc + jc + jr;
-            im->ukr(kc, ap + ir * kc, bp + jr * kc, c, g->ldc, mb, nb, g->alpha, beta);
+            if (direct_a)
+              im->ukr_arow(kc, asrc + ir * g->lda, g->lda, bp + jr * kc, c, g->ldc, mb, nb, g->alpha, beta);
+            else
+              im->ukr(kc, ap + ir * kc, bp + jr * kc, c, g->ldc, mb, nb, g->alpha, beta);
             if (last && epi) epilogue_block(kt, g, ic + ir, ic + ir + mb, jc + jr, jc + jr + nb);
           }
         }

@@ -26,7 +26,25 @@ static void ukr_scalar(size_t kc, const float *ENG_RESTRICT a, const float *ENG_
   }
 }
 
-const eng_gemm_f32_impl_t eng_gemm_f32_scalar = {MR, NR, 64, 256, 1024, ukr_scalar};
+static void ukr_arow_scalar(size_t kc, const float *ENG_RESTRICT a, size_t lda, const float *ENG_RESTRICT b,
+                            float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta) {
+  assert(m <= MR && n <= NR);
+  float acc[MR][NR] = {{0}};
+  for (size_t p = 0; p < kc; p++) {
+    for (size_t i = 0; i < m; i++) {
+      float av = a[i * lda + p];
+      for (int j = 0; j < NR; j++) acc[i][j] += av * b[p * NR + j];
+    }
+  }
+  for (size_t i = 0; i < m; i++) {
+    for (size_t j = 0; j < n; j++) {
+      float v = alpha * acc[i][j];
+      c[i * ldc + j] = beta == 0.0f ? v : v + beta * c[i * ldc + j];
+    }
+  }
+}
+
+const eng_gemm_f32_impl_t eng_gemm_f32_scalar = {MR, NR, 64, 256, 1024, ukr_scalar, ukr_arow_scalar};
 
 void eng_gemv_f32_scalar(size_t n, size_t k, float alpha, const float *ENG_RESTRICT x, const float *ENG_RESTRICT b,
                          size_t ldb, int trans_b, float beta, float *ENG_RESTRICT y) {
