@@ -59,6 +59,16 @@ compile() {
   done
 }
 
+# Every global symbol an ISA group defines must carry its _<isa> suffix: a helper exported without one could
+# be resolved by the linker for a caller of another ISA and run, e.g., AVX-512 code on an AVX2 CPU.
+check_symbols() {
+  local tag=$1; shift
+  local bad
+  bad=$(nm -g --defined-only "$@" 2>/dev/null | awk -v t="_$tag" 'NF == 3 && substr($3, length($3) - length(t) + 1) != t {print $3}')
+  if [ -n "$bad" ]; then echo "group $tag exports symbols without the _$tag suffix:" $bad; return 1; fi
+  echo "symbols: every global in the $tag group ends in _$tag"
+}
+
 mode_native() {
   local arch groups defs out=$BUILD/native
   arch=$(uname -m)
@@ -74,7 +84,10 @@ mode_native() {
     local gf
     gf=$(isa_flags "$g") || return 1
     # shellcheck disable=SC2046
+    local first=${#OBJS[@]}
+    # shellcheck disable=SC2046
     compile "$out" "$gf" $(group_srcs "$g") || { echo "compile of group $g failed"; return 1; }
+    check_symbols "$g" "${OBJS[@]:$first}" || return 1
     defs+=" -DENG_COMPILED_${g^^}"
     [ "$g" = scalar ] || defs+=" -DENG_TEST_${g^^}"
   done
