@@ -88,6 +88,10 @@ mode_native() {
     # shellcheck disable=SC2046
     compile "$out" "$gf" $(group_srcs "$g") || { echo "compile of group $g failed"; return 1; }
     check_symbols "$g" "${OBJS[@]:$first}" || return 1
+    if [ "$g" = avx512 ] && command -v objdump >/dev/null; then  # the group's flags really produce AVX-512 code
+      [ "$(objdump -d "${OBJS[@]:$first}" | grep -c zmm)" -gt 0 ] || { echo "avx512 group objects contain no zmm instruction"; return 1; }
+      echo "avx512 group: zmm instructions present"
+    fi
     defs+=" -DENG_COMPILED_${g^^}"
     [ "$g" = scalar ] || defs+=" -DENG_TEST_${g^^}"
   done
