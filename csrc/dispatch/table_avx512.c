@@ -2,7 +2,7 @@
 #include "eng/eng_kernels.h"
 
 const eng_kernels_t eng_kernels_avx512 = {
-    .gemm_f32 = NULL,
-    .gemv_f32 = NULL,
-    .bias_act_f32 = NULL,
+    .gemm_f32 = &eng_gemm_f32_avx512,
+    .gemv_f32 = eng_gemv_f32_avx512,
+    .bias_act_f32 = eng_bias_act_f32_avx512,
 };

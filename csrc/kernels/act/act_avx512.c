@@ -1,0 +1,49 @@
+/* act_avx512.c: bias + activation epilogue.  ISA: avx512 (-mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2
+ * -mfma -mf16c).
+ * Must match act_scalar.c (eng_bias_act_f32_scalar): exact for relu/clip/leaky_relu, hardswish up to FMA
+ * rounding; sigmoid/silu/gelu use the approximations of simd_avx512.h (a few ulp, see tests/tolerances.py).
+ * Twin of act_avx2.c, 16 lanes instead of 8, with an opmask tail instead of maskload/maskstore: both give
+ * the same floats. NaN inputs give NaN outputs for every activation. */
+#include "eng/eng_kernels.h"
+#include "../../simd/simd_avx512.h"
+
+static inline __m512 act_avx512(__m512 x, int kind, __m512 p0, __m512 p1) {
+  switch (kind) {
+    case ENG_ACT_RELU: return _mm512_max_ps(_mm512_setzero_ps(), x); /* maxps returns x when x is NaN */
+    case ENG_ACT_CLIP: return _mm512_min_ps(p1, _mm512_max_ps(p0, x));
+    case ENG_ACT_LEAKY_RELU:
+      return _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), x, p0);
+    case ENG_ACT_HARDSWISH: {
+      __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.0f / 6.0f), _mm512_set1_ps(0.5f));
+      t = _mm512_min_ps(_mm512_set1_ps(1.0f), _mm512_max_ps(_mm512_setzero_ps(), t));
+      return _mm512_mul_ps(x, t);
+    }
+    default: break;
+  }
+  __m512 y;
+  switch (kind) {
+    case ENG_ACT_SIGMOID: y = sigmoid_avx512(x); break;
+    case ENG_ACT_SILU: y = _mm512_mul_ps(x, sigmoid_avx512(x)); break;
+    case ENG_ACT_GELU: y = gelu_avx512(x); break;
+    case ENG_ACT_GELU_TANH: y = gelu_tanh_avx512(x); break;
+    default: return x;
+  }
+  return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x); /* the range clamps would eat NaN */
+}
+
+void eng_bias_act_f32_avx512(size_t n, float *y, const float *bias, float bias_s, const eng_act_t *act) {
+  const int kind = act->kind;
+  const __m512 p0 = _mm512_set1_ps(act->p0), p1 = _mm512_set1_ps(act->p1), bs = _mm512_set1_ps(bias_s);
+  size_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    __m512 v = _mm512_add_ps(_mm512_loadu_ps(y + j), bs);
+    if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + j));
+    _mm512_storeu_ps(y + j, act_avx512(v, kind, p0, p1));
+  }
+  if (j < n) { /* masked lanes are neither read nor written (no fault past the end) */
+    __mmask16 mk = tail_mask_avx512(n - j);
+    __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, y + j), bs);
+    if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, bias + j));
+    _mm512_mask_storeu_ps(y + j, mk, act_avx512(v, kind, p0, p1));
+  }
+}
