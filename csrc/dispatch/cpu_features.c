@@ -2,6 +2,7 @@
  * x86-64: CPUID leaves 1 and 7 plus XGETBV (the OS must save YMM/ZMM state, or AVX code faults).
  * AArch64 Linux: getauxval(AT_HWCAP/AT_HWCAP2); ID registers are never read with mrs.
  * Compiled with baseline flags only: nothing here may use an instruction a baseline CPU lacks. */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "eng/eng_isa.h"
@@ -118,16 +119,17 @@ static unsigned detect(void) {
   return f;
 }
 
-static volatile int g_detected = 0;
-static volatile unsigned g_features = 0;
+/* 0 = not detected yet; otherwise the features with bit 31 set. Detection is idempotent, so a race only
+ * repeats the same work; release/acquire makes a published value complete on weakly ordered CPUs. */
+static _Atomic unsigned g_features = 0;
 
 unsigned eng_cpu_features(void) {
-  /* Detection is idempotent, so a race only repeats the same work. */
-  if (!g_detected) {
-    g_features = detect();
-    g_detected = 1;
+  unsigned f = atomic_load_explicit(&g_features, memory_order_acquire);
+  if (!f) {
+    f = detect() | 0x80000000u;
+    atomic_store_explicit(&g_features, f, memory_order_release);
   }
-  return g_features;
+  return f & 0x7fffffffu;
 }
 
 eng_isa_t eng_cpu_max_isa(void) {

@@ -267,8 +267,8 @@ void eng_gemv_f32_avx2(size_t n, size_t k, float alpha, const float *ENG_RESTRIC
     }
     return;
   }
-  /* y = x B: column blocks of NB held in an L1 accumulator; four rows of B per pass over it, so each
-   * accumulator load/store is amortised over four FMAs and every row read is a long contiguous run
+  /* y = x B: column blocks of NB held in an accumulator; eight rows of B per pass over it, so each
+   * accumulator load/store is amortised over eight FMAs and every row read is a long contiguous run
    * (16 KiB: short runs at a large row stride defeat the hardware prefetcher; NB = 1024, 2048 and 4096
    * gave 19, 22 and 25 GB/s on one Zen 3 core for a 4096 x 4096 B). A software prefetch one line ahead of
    * each row helps a little more. */
