@@ -26,7 +26,7 @@ else:
     MN_SIZES = [0] + TILE_SIZES
     K_SIZES = [0, 1, 4, 5, 16, 17, 67]
     K_BLOCK = [255, 256, 257, 513]
-    KB_MN = [1, 5, 6, 7, 16, 17, 67]
+    KB_MN = [1, 5, 7, 16, 17, 67]
 TRANS = [(False, False), (False, True), (True, False), (True, True)]
 ACTS = [None, "relu", "relu6", ("clip", -0.5, 0.25), "leaky_relu", ("leaky_relu", 0.2), ("leaky_relu", -1.5),
         "sigmoid", "silu", "gelu", "gelu_tanh", "hardswish"]
@@ -338,7 +338,7 @@ def test_large_shapes_parallel(isa, threads):
         for ta, tb in (TRANS if not quick() else TRANS[:1]):
             a, b = operands(g, m, n, k, ta, tb)
             bias = g.standard_normal(n, dtype=np.float32)
-            kw = dict(trans_a=ta, trans_b=tb, bias=bias, activation="gelu")
+            kw = dict(trans_a=ta, trans_b=tb, bias=bias, activation="silu")
             got = engine.gemm(a, b, **kw)
             check_gemm(got, a, b, what=f"{isa} threads={threads} {m}x{n}x{k} ta={ta} tb={tb}", **kw)
 
