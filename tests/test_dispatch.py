@@ -189,8 +189,8 @@ def test_no_thread_started_at_import():
     out = probe()
     # the probe ran one tiny matmul (serial); nothing may have started the pool
     assert out["live"] == 0
-    r = run_py("import engine\nfrom engine._C import _kernels as k\nimport threading\n"
-               "print(k.pool_live_workers(), threading.active_count(), len(__import__('os').listdir('/proc/self/task')))")
+    r = run_py("import engine, os, threading\nfrom engine._C import _kernels as k\n"
+               "print(k.pool_live_workers(), threading.active_count(), len(os.listdir('/proc/self/task')))")
     assert r.returncode == 0, r.stderr
     live, py_threads, os_threads = map(int, r.stdout.split())
     assert live == 0 and py_threads == 1
