@@ -136,7 +136,8 @@ def test_fork_after_parallel_gemm():
     if pid == 0:  # child: no pytest machinery, just the answer in the exit code
         code = 1
         try:
-            engine.set_num_threads(CHILD_THREADS)
+            if EMULATED:
+                engine.set_num_threads(CHILD_THREADS)
             ns2: dict = {}
             exec(_CHILD_CODE, ns2)
             code = 0 if ns2["ok"] and _k.pool_live_workers() == CHILD_THREADS - 1 else 3
@@ -148,7 +149,8 @@ def test_fork_after_parallel_gemm():
 
 
 def _mp_child(q):
-    engine.set_num_threads(CHILD_THREADS)
+    if EMULATED:
+        engine.set_num_threads(CHILD_THREADS)
     ns: dict = {}
     exec(_CHILD_CODE, ns)
     q.put((bool(ns["ok"]), _k.pool_live_workers()))
