@@ -89,7 +89,7 @@ def gemm(a, b, c=None, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias=N
             raise ValueError(f"gemm: c has shape {c.shape}, expected {(m, n)}")
         if not c.flags.writeable:
             raise ValueError("gemm: c is read-only")
-        if c.ndim == 2 and c.strides[1] != 4 and n > 1 or (m > 1 and c.strides[0] < 4 * n):
+        if c.size and ((c.strides[1] != 4 and n > 1) or (m > 1 and c.strides[0] < 4 * n)):
             raise ValueError("gemm: c must be row-major with a unit-stride last axis (it is written in place)")
     if bias is not None:
         bias = np.ascontiguousarray(_check_f32(np.asarray(bias) if np.isscalar(bias) else bias, "bias", "gemm"))

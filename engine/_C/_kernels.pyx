@@ -117,11 +117,13 @@ cdef size_t _ld(cnp.ndarray x, str name) except? 0:
         raise ValueError(f"{name} must be 2-D, got {x.ndim}-D")
     cdef Py_ssize_t r = x.shape[0], c = x.shape[1]
     cdef Py_ssize_t s0 = x.strides[0], s1 = x.strides[1]
+    if r == 0 or c == 0:  # empty (e.g. K == 0): numpy may report any stride, incl. 0; nothing is read
+        return <size_t>(c if c > 0 else 1)
     if c > 1 and s1 != 4:
         raise ValueError(f"{name}: the last axis must be contiguous (stride {s1} bytes)")
     if r > 1 and (s0 <= 0 or s0 % 4 != 0 or s0 // 4 < c):
         raise ValueError(f"{name}: unsupported row stride of {s0} bytes")
-    return <size_t>(s0 // 4) if r > 1 else <size_t>(c if c > 0 else 1)
+    return <size_t>(s0 // 4) if r > 1 else <size_t>c
 
 
 cdef fill_args(eng_gemm_args_t *g, cnp.ndarray a, cnp.ndarray b, cnp.ndarray c, bint trans_a, bint trans_b,
