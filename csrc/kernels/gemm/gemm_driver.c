@@ -20,22 +20,26 @@
 /* Minimum output columns per thread for the GEMV paths. */
 #define GEMV_MIN_COLS 256
 
-/* ---- thread-local workspace, freed when the thread exits ---- */
+/* ---- thread-local workspaces, freed when the thread exits ----
+ * Slot WS_A holds a thread's packed A block; slot WS_B the packed B that a calling thread shares with the
+ * pool for the duration of one call. Both grow and are kept, so steady-state calls do not allocate. */
+enum { WS_A = 0, WS_B = 1, WS_SLOTS = 2 };
 static pthread_key_t g_ws_key;
 static pthread_once_t g_ws_once = PTHREAD_ONCE_INIT;
 typedef struct ws {
-  void *raw;
-  size_t cap; /* floats */
+  void *raw[WS_SLOTS];
+  size_t cap[WS_SLOTS]; /* floats */
 } ws_t;
 static void ws_free(void *p) {
   ws_t *w = (ws_t *)p;
-  if (w) free(w->raw);
+  if (w)
+    for (int i = 0; i < WS_SLOTS; i++) free(w->raw[i]);
   free(w);
 }
 static void ws_key_init(void) { pthread_key_create(&g_ws_key, ws_free); }
 
 /* Returns a 64-byte aligned buffer of at least n floats owned by this thread, or NULL. */
-static float *ws_get(size_t n) {
+static float *ws_get(int slot, size_t n) {
   pthread_once(&g_ws_once, ws_key_init);
   ws_t *w = (ws_t *)pthread_getspecific(g_ws_key);
   if (!w) {
@@ -46,18 +50,18 @@ static float *ws_get(size_t n) {
       return NULL;
     }
   }
-  if (w->cap < n) {
-    free(w->raw);
-    w->raw = NULL;
-    w->cap = 0;
+  if (w->cap[slot] < n) {
+    free(w->raw[slot]);
+    w->raw[slot] = NULL;
+    w->cap[slot] = 0;
     size_t bytes;
     if (!eng_mul_size(n, sizeof(float), &bytes) || bytes > SIZE_MAX - 64) return NULL;
     void *p = NULL;
     if (posix_memalign(&p, 64, bytes + 64) != 0) return NULL;
-    w->raw = p;
-    w->cap = n;
+    w->raw[slot] = p;
+    w->cap[slot] = n;
   }
-  return (float *)w->raw;
+  return (float *)w->raw[slot];
 }
 
 /* ---- packing (plain C: it moves O(MK + KN) data against O(MNK) flops) ---- */
@@ -135,55 +139,80 @@ static void epilogue_block(const eng_kernels_t *kt, const eng_gemm_args_t *g, si
 /* ENGINE_GEMM_PACK_A=1 turns off reading A in place (the switch for bisecting), read once. */
 static int g_force_pack_a = -1;
 
-/* Reading A in place saves packing it (as costly as the product when N is small); packing wins when each
- * A block is reused across many column panels and rows of A would collide in the cache. */
-static int use_direct_a(const eng_gemm_f32_impl_t *im, const eng_gemm_args_t *g) {
+/* Reading A in place saves packing it (as costly as the product when the block of C is narrow: each
+ * element of A is used only that many times); packing wins when an A block is reused across many column
+ * panels, where rows of A at a large stride would also collide in the cache. */
+static int use_direct_a(const eng_gemm_f32_impl_t *im, const eng_gemm_args_t *g, size_t ncols) {
   if (g_force_pack_a < 0) {
     const char *e = getenv("ENGINE_GEMM_PACK_A");
     g_force_pack_a = e && e[0] == '1';
   }
   if (!im->ukr_arow || g->trans_a || g_force_pack_a) return 0;
-  return g->n <= 256; /* measured on Zen 3: in-place A wins up to N = 256, packing from N = 384 up */
+  return ncols <= 256; /* measured on Zen 3: in-place A wins up to 256 columns, packing from 384 up */
 }
 
-/* The blocked algorithm on C[m0:m1, n0:n1]. */
-static eng_status_t gemm_block(const eng_kernels_t *kt, const eng_gemm_args_t *g, size_t m0, size_t m1, size_t n0, size_t n1) {
+/* Packed op(B) for the columns [jc, jc + ncb): K x round_up(ncb, nr), stored by K blocks of kc rows; block
+ * pc holds its panels of nr columns one after another (kc x nr each), so the panel q of block pc is at
+ * bp + pc * ncb_r + q * nr * kc. */
+typedef struct gemm_par {
+  const eng_kernels_t *kt;
+  const eng_gemm_args_t *g;
+  float *bp;
+  size_t jc, ncb, ncb_r, kc_max;
+  size_t k0, k1;            /* the K slab packed in bp */
+  size_t mb, nb, tn;        /* task grid: blocks of mb rows x nb columns, tn blocks per row */
+  size_t pack_chunk, pack_per_k; /* B packing tasks: chunks of pack_chunk panels, pack_per_k per K block */
+  volatile int status;
+} gemm_par_t;
+
+static void pack_b_task(void *ctx, size_t t, size_t n_tasks) {
+  (void)n_tasks;
+  gemm_par_t *c = (gemm_par_t *)ctx;
+  const eng_gemm_args_t *g = c->g;
+  const unsigned nr = c->kt->gemm_f32->nr;
+  size_t pc = c->k0 + (t / c->pack_per_k) * c->kc_max, q0 = (t % c->pack_per_k) * c->pack_chunk;
+  size_t kc = ENG_MIN(c->kc_max, c->k1 - pc);
+  size_t j0 = q0 * nr;
+  if (j0 >= c->ncb) return;
+  size_t ncols = ENG_MIN(c->pack_chunk * nr, c->ncb - j0);
+  size_t col = c->jc + j0;
+  const float *src = g->trans_b ? g->b + col * g->ldb + pc : g->b + pc * g->ldb + col;
+  pack_b(kc, ncols, src, g->ldb, g->trans_b, nr, c->bp + (pc - c->k0) * c->ncb_r + q0 * nr * kc);
+}
+
+/* One block of C: rows [m0, m1) x columns [n0, n1) (relative to jc), over the K slab, against the shared B. */
+static eng_status_t gemm_tile_block(const gemm_par_t *c, size_t m0, size_t m1, size_t n0, size_t n1) {
+  const eng_kernels_t *kt = c->kt;
+  const eng_gemm_args_t *g = c->g;
   const eng_gemm_f32_impl_t *im = kt->gemm_f32;
   const unsigned mr = im->mr, nr = im->nr;
-  const size_t K = g->k;
+  const size_t K = g->k, kc_max = c->kc_max;
+  const int direct_a = use_direct_a(im, g, n1 - n0);
   size_t mc_max = ENG_MIN(im->mc, round_up(m1 - m0, mr));
-  size_t kc_max = ENG_MIN(im->kc, K);
-  size_t nc_max = ENG_MIN(im->nc, round_up(n1 - n0, nr));
-  size_t a_len = mc_max * kc_max, b_len = kc_max * nc_max;
-  float *ws = ws_get(round_up(a_len, 16) + b_len);
-  if (!ws) return ENG_ERR_NOMEM;
-  float *ap = ws, *bp = ws + round_up(a_len, 16);
+  float *ap = NULL;
+  if (!direct_a && !(ap = ws_get(WS_A, mc_max * kc_max))) return ENG_ERR_NOMEM;
   const int epi = has_epilogue(g);
-  const int direct_a = use_direct_a(im, g);
-
-  for (size_t jc = n0; jc < n1; jc += nc_max) {
-    size_t nc = ENG_MIN(nc_max, n1 - jc);
-    for (size_t pc = 0; pc < K; pc += kc_max) {
-      size_t kc = ENG_MIN(kc_max, K - pc);
-      const float *bsrc = g->trans_b ? g->b + jc * g->ldb + pc : g->b + pc * g->ldb + jc;
-      pack_b(kc, nc, bsrc, g->ldb, g->trans_b, nr, bp);
-      float beta = pc == 0 ? g->beta : 1.0f;
-      int last = pc + kc >= K;
-      for (size_t ic = m0; ic < m1; ic += mc_max) {
-        size_t mc = ENG_MIN(mc_max, m1 - ic);
-        const float *asrc = g->trans_a ? g->a + pc * g->lda + ic : g->a + ic * g->lda + pc;
-        if (!direct_a) pack_a(mc, kc, asrc, g->lda, g->trans_a, mr, ap);
-        for (size_t jr = 0; jr < nc; jr += nr) {
-          size_t nb = ENG_MIN((size_t)nr, nc - jr);
-          for (size_t ir = 0; ir < mc; ir += mr) {
-            size_t mb = ENG_MIN((size_t)mr, mc - ir);
-            float *c = g->c + (ic + ir) * g->ldc + jc + jr;
-            if (direct_a)
-              im->ukr_arow(kc, asrc + ir * g->lda, g->lda, bp + jr * kc, c, g->ldc, mb, nb, g->alpha, beta);
-            else
-              im->ukr(kc, ap + ir * kc, bp + jr * kc, c, g->ldc, mb, nb, g->alpha, beta);
-            if (last && epi) epilogue_block(kt, g, ic + ir, ic + ir + mb, jc + jr, jc + jr + nb);
-          }
+  for (size_t pc = c->k0; pc < c->k1; pc += kc_max) {
+    size_t kc = ENG_MIN(kc_max, c->k1 - pc);
+    float beta = pc == 0 ? g->beta : 1.0f;
+    int last = pc + kc >= K;
+    const float *bk = c->bp + (pc - c->k0) * c->ncb_r;
+    for (size_t ic = m0; ic < m1; ic += mc_max) {
+      size_t mc = ENG_MIN(mc_max, m1 - ic);
+      const float *asrc = g->trans_a ? g->a + pc * g->lda + ic : g->a + ic * g->lda + pc;
+      if (!direct_a) pack_a(mc, kc, asrc, g->lda, g->trans_a, mr, ap);
+      for (size_t jr = n0; jr < n1; jr += nr) {
+        size_t nb = ENG_MIN((size_t)nr, n1 - jr);
+        const float *bpanel = bk + (jr / nr) * nr * kc;
+        size_t col = c->jc + jr;
+        for (size_t ir = 0; ir < mc; ir += mr) {
+          size_t mb = ENG_MIN((size_t)mr, mc - ir);
+          float *cp = g->c + (ic + ir) * g->ldc + col;
+          if (direct_a)
+            im->ukr_arow(kc, asrc + ir * g->lda, g->lda, bpanel, cp, g->ldc, mb, nb, g->alpha, beta);
+          else
+            im->ukr(kc, ap + ir * kc, bpanel, cp, g->ldc, mb, nb, g->alpha, beta);
+          if (last && epi) epilogue_block(kt, g, ic + ir, ic + ir + mb, col, col + nb);
         }
       }
     }
@@ -191,23 +220,75 @@ static eng_status_t gemm_block(const eng_kernels_t *kt, const eng_gemm_args_t *g
   return ENG_OK;
 }
 
-typedef struct gemm_task {
-  const eng_kernels_t *kt;
-  const eng_gemm_args_t *g;
-  size_t tn, mstep, nstep;
-  volatile int status;
-} gemm_task_t;
-
-static void gemm_task_fn(void *ctx, size_t t, size_t n_tasks) {
+static void gemm_tile_task(void *ctx, size_t t, size_t n_tasks) {
   (void)n_tasks;
-  gemm_task_t *c = (gemm_task_t *)ctx;
-  const eng_gemm_args_t *g = c->g;
-  size_t ti = t / c->tn, tj = t % c->tn;
-  size_t m0 = ti * c->mstep, n0 = tj * c->nstep;
-  if (m0 >= g->m || n0 >= g->n) return;
-  size_t m1 = ENG_MIN(g->m, m0 + c->mstep), n1 = ENG_MIN(g->n, n0 + c->nstep);
-  eng_status_t s = gemm_block(c->kt, g, m0, m1, n0, n1);
+  gemm_par_t *c = (gemm_par_t *)ctx;
+  size_t m0 = (t / c->tn) * c->mb, n0 = (t % c->tn) * c->nb;
+  if (m0 >= c->g->m || n0 >= c->ncb) return;
+  eng_status_t s = gemm_tile_block(c, m0, ENG_MIN(c->g->m, m0 + c->mb), n0, ENG_MIN(c->ncb, n0 + c->nb));
   if (s != ENG_OK) c->status = (int)s;
+}
+
+/* Packed B per call is capped at this many floats (16 MiB); a larger B is done in slabs of columns and,
+ * for a very deep K, of rows. */
+#define B_PACK_MAX_FLOATS ((size_t)4 << 20)
+/* Row blocks narrower than this lose the L1 reuse of each B panel across the tiles of a block. */
+#define MIN_TASK_ROWS 48
+
+/* The blocked algorithm: B packed once per column slab (in parallel), then blocks of C as tasks. */
+static eng_status_t gemm_blocked(const eng_kernels_t *kt, const eng_gemm_args_t *g, size_t threads) {
+  const eng_gemm_f32_impl_t *im = kt->gemm_f32;
+  const unsigned mr = im->mr, nr = im->nr;
+  const size_t M = g->m, N = g->n, K = g->k;
+  gemm_par_t c = {0};
+  c.kt = kt;
+  c.g = g;
+  c.kc_max = ENG_MIN(im->kc, K);
+  size_t slab = round_up(ENG_MAX((size_t)nr, B_PACK_MAX_FLOATS / K), nr);
+  if (slab > N) slab = round_up(N, nr);
+  size_t kslab = ENG_MAX(c.kc_max, B_PACK_MAX_FLOATS / slab / c.kc_max * c.kc_max);
+  if (kslab > K) kslab = K;
+  float *bp = ws_get(WS_B, kslab * slab); /* <= max(16 MiB, kc x nr) floats: no overflow */
+  if (!bp) return ENG_ERR_NOMEM;
+  c.bp = bp;
+  for (size_t jc = 0; jc < N; jc += slab)
+  for (size_t k0 = 0; k0 < K; k0 += kslab) {
+    c.jc = jc;
+    c.ncb = ENG_MIN(slab, N - jc);
+    c.ncb_r = round_up(c.ncb, nr);
+    c.k0 = k0;
+    c.k1 = ENG_MIN(K, k0 + kslab);
+    size_t panels = c.ncb_r / nr, kblocks = (c.k1 - k0 + c.kc_max - 1) / c.kc_max;
+    /* B packing tasks: about four per thread, whole panels each */
+    size_t want = threads > 1 ? threads * 4 : 1;
+    size_t per_k = ENG_MIN(panels, (want + kblocks - 1) / kblocks);
+    c.pack_chunk = (panels + per_k - 1) / per_k;
+    c.pack_per_k = (panels + c.pack_chunk - 1) / c.pack_chunk;
+    size_t ptasks = kblocks * c.pack_per_k;
+    if (threads > 1 && ptasks > 1)
+      eng_parallel_for(ptasks, pack_b_task, &c);
+    else
+      for (size_t t = 0; t < ptasks; t++) pack_b_task(&c, t, ptasks);
+
+    /* Compute tasks: split rows first (no work is repeated), then columns, aiming at four tasks per
+     * thread so that a thread that starts late still gets a share. */
+    size_t tm = 1, tn = 1;
+    if (threads > 1) {
+      size_t target = threads * 4;
+      tm = ENG_MAX((size_t)1, ENG_MIN(target, M / MIN_TASK_ROWS));
+      if (tm < target) tn = ENG_MIN(panels, (target + tm - 1) / tm);
+    }
+    c.mb = round_up((M + tm - 1) / tm, mr);
+    c.nb = round_up((c.ncb + tn - 1) / tn, nr);
+    c.tn = (c.ncb + c.nb - 1) / c.nb;
+    size_t tasks = ((M + c.mb - 1) / c.mb) * c.tn;
+    if (tasks > 1)
+      eng_parallel_for(tasks, gemm_tile_task, &c);
+    else
+      gemm_tile_task(&c, 0, 1);
+    if (c.status) return (eng_status_t)c.status;
+  }
+  return ENG_OK;
 }
 
 /* ---- GEMV paths (M == 1 or N == 1) ---- */
@@ -344,41 +425,11 @@ eng_status_t eng_gemm_f32_with(const eng_kernels_t *kt, const eng_gemm_args_t *g
   if (M == 1) return gemm_m1(kt, g, parallel);
   if (N == 1) return gemm_n1(kt, g, parallel);
 
-  const eng_gemm_f32_impl_t *im = kt->gemm_f32;
   size_t threads = parallel ? (size_t)eng_get_num_threads() : 1;
   size_t work = M * N; /* validated: no overflow */
   work = work > SIZE_MAX / K ? SIZE_MAX : work * K;
-  if (threads <= 1 || work < PAR_MIN_WORK) return gemm_block(kt, g, 0, M, 0, N);
-
-  /* Split C into `threads` blocks along its longer side, keeping tiles whole. With more threads, use a
-   * grid whose blocks are as square as the tile counts allow. */
-  size_t mt = (M + im->mr - 1) / im->mr, nt = (N + im->nr - 1) / im->nr;
-  size_t best_tm = 1, best_tn = threads;
-  double best_cost = -1.0;
-  for (size_t tm = 1; tm <= threads; tm++) {
-    if (threads % tm) continue;
-    size_t tn = threads / tm;
-    if (tm > mt || tn > nt) continue;
-    double bm = (double)((mt + tm - 1) / tm) * im->mr, bn = (double)((nt + tn - 1) / tn) * im->nr;
-    double cost = bm * bn * (1.0 / bm + 1.0 / bn); /* packing traffic per block relative to its compute */
-    if (best_cost < 0 || cost < best_cost) {
-      best_cost = cost;
-      best_tm = tm;
-      best_tn = tn;
-    }
-  }
-  if (best_cost < 0) { /* fewer tiles than threads in both directions: split the longer one */
-    if (mt >= nt) {
-      best_tm = ENG_MIN(threads, mt);
-      best_tn = 1;
-    } else {
-      best_tm = 1;
-      best_tn = ENG_MIN(threads, nt);
-    }
-  }
-  gemm_task_t t = {kt, g, best_tn, ((mt + best_tm - 1) / best_tm) * im->mr, ((nt + best_tn - 1) / best_tn) * im->nr, 0};
-  eng_parallel_for(best_tm * best_tn, gemm_task_fn, &t);
-  return (eng_status_t)t.status;
+  if (work < PAR_MIN_WORK) threads = 1;
+  return gemm_blocked(kt, g, threads);
 }
 
 eng_status_t eng_gemm_f32(const eng_gemm_args_t *g) { return eng_gemm_f32_with(&eng_active, g, 1); }
