@@ -20,11 +20,11 @@ static inline float hsum_avx2(__m256 v) {
 }
 
 /* exp(x), Cephes-style: x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial, 2^n through the
- * exponent bits. Max error about 2 ulp for x in [-87.3, 88.7]; clamps to that range (0 and +inf ends are
- * handled by the callers' formulas). */
-static inline __m256 exp_avx2(__m256 x) {
+ * exponent bits. Max error about 2 ulp for x in [-87.3, 88.4]; below that it returns 0 (the denormal range
+ * is flushed), above it +inf, and NaN gives 0 (callers that can see NaN restore it). */
+static inline __m256 exp_avx2(__m256 x0) {
   const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-87.3365478515625f);
-  x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+  __m256 x = _mm256_min_ps(_mm256_max_ps(x0, lo), hi);
   __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
@@ -37,7 +37,9 @@ static inline __m256 exp_avx2(__m256 x) {
   __m256 r2 = _mm256_mul_ps(r, r);
   p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
   __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  y = _mm256_and_ps(y, _mm256_cmp_ps(x0, lo, _CMP_GE_OQ)); /* underflow (and NaN) to 0, not FLT_MIN */
+  return _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), _mm256_cmp_ps(x0, hi, _CMP_GT_OQ));
 }
 
 /* sigmoid(x) = 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) for x < 0: never overflows, keeps relative

@@ -74,11 +74,11 @@ static inline __mmask16 sign_mask_avx512(__m512 x) {
 }
 
 /* exp(x), Cephes-style: x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial, 2^n through the
- * exponent bits. Max error about 2 ulp for x in [-87.3, 88.7]; clamps to that range (0 and +inf ends are
- * handled by the callers' formulas).  Same steps as exp_avx2. */
-static inline __m512 exp_avx512(__m512 x) {
+ * exponent bits. Max error about 2 ulp for x in [-87.3, 88.4]; below that it returns 0 (the denormal range
+ * is flushed), above it +inf, and NaN gives 0 (callers that can see NaN restore it). */
+static inline __m512 exp_avx512(__m512 x0) {
   const __m512 hi = _mm512_set1_ps(88.3762626647949f), lo = _mm512_set1_ps(-87.3365478515625f);
-  x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+  __m512 x = _mm512_min_ps(_mm512_max_ps(x0, lo), hi);
   __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
@@ -91,7 +91,9 @@ static inline __m512 exp_avx512(__m512 x) {
   __m512 r2 = _mm512_mul_ps(r, r);
   p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
   __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+  __m512 y = _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+  y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x0, lo, _CMP_GE_OQ), y); /* underflow (and NaN) to 0 */
+  return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x0, hi, _CMP_GT_OQ), _mm512_set1_ps(__builtin_inff()));
 }
 
 /* sigmoid(x) = 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) for x < 0: never overflows, keeps relative

@@ -231,15 +231,8 @@ def test_epilogue_alone_vs_scalar_and_float64(isa, activation):
                 assert_within(got, ref, atol + rtol * np.abs(ref), what)
 
 
-_EXTREME_BUG = ("csrc/simd/simd_avx2.h: silu/gelu_tanh on avx2 clamp sigmoid's argument so sigmoid(x) >= FLT_MIN, "
-                "then x*FLT_MIN is far from 0 for huge negative x: silu(-3e38) = -3.53 (expected -0), "
-                "silu(-inf) = -inf (expected 0 or NaN like scalar)")
-_EXTREME_CASES = []
-for _isa in conftest.SUPPORTED_ISAS:
-    for _act in ["sigmoid", "silu", "gelu", "gelu_tanh", "hardswish"]:
-        _marks = [pytest.mark.xfail(strict=True, reason=_EXTREME_BUG)] if (_isa, _act) in (
-            ("avx2", "silu"), ("avx2", "gelu_tanh")) else []
-        _EXTREME_CASES.append(pytest.param(_isa, _act, marks=_marks, id=f"{_isa}-{_act}"))
+_EXTREME_CASES = [pytest.param(_isa, _act, id=f"{_isa}-{_act}") for _isa in conftest.SUPPORTED_ISAS
+                  for _act in ["sigmoid", "silu", "gelu", "gelu_tanh", "hardswish"]]
 
 
 @pytest.mark.parametrize("isa_tag,activation", _EXTREME_CASES)
