@@ -1,8 +1,9 @@
 /* threadpool.c: the process-wide pthread pool behind eng_parallel_for.
  *
  * - Workers start lazily on the first parallel call, so importing engine starts no thread.
- * - Idle workers block on a condition variable after a short bounded spin (about 20 us) that keeps
- *   back-to-back parallel calls cheap; a sleeping pool uses no CPU.
+ * - Idle workers block on a condition variable after a bounded spin (ENGINE_SPIN_US, default 50 us) that
+ *   keeps back-to-back parallel calls (the nodes of a model) free of futex wake-ups; a sleeping pool uses
+ *   no CPU. The caller does not spin for the workers to finish (see eng_parallel_for).
  * - One job runs at a time; concurrent callers from several threads queue on run_mu. A call made from
  *   inside a task runs serially (no nested parallelism, no deadlock).
  * - fork(): the prepare handler takes run_mu so no job is in flight; the child forgets the parent's workers
@@ -27,7 +28,43 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-#define SPIN_ITERS 2000
+#include <time.h>
+
+static long g_spin_ns = -1; /* how long a thread spins before it sleeps */
+
+static long spin_ns(void) {
+  if (g_spin_ns < 0) {
+    const char *e = getenv("ENGINE_SPIN_US");
+    long us = 50;
+    if (e && *e) {
+      char *end;
+      long v = strtol(e, &end, 10);
+      if (*end == 0 && v >= 0 && v <= 1000000) us = v;
+    }
+    g_spin_ns = us * 1000;
+  }
+  return g_spin_ns;
+}
+
+static long long now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* Spins until *flag != value (returns 1) or the spin time runs out (returns 0). */
+static int spin_until_changed(const atomic_ulong *flag, unsigned long value) {
+  long budget = spin_ns();
+  if (budget == 0) return 0;
+  long long end = now_ns() + budget;
+  for (;;) {
+    for (int i = 0; i < 64; i++) {
+      if (atomic_load_explicit(flag, memory_order_acquire) != value) return 1;
+      CPU_RELAX();
+    }
+    if (now_ns() >= end) return 0;
+  }
+}
 
 typedef struct pool {
   pthread_mutex_t run_mu; /* one job at a time */
@@ -40,7 +77,7 @@ typedef struct pool {
   int shutdown;
   atomic_ulong generation; /* bumped once per job */
   unsigned long start_generation; /* generation at worker creation (set under run_mu) */
-  int busy;                /* workers still inside the current job */
+  atomic_ulong busy;       /* workers still inside the current job */
   eng_task_fn fn;
   void *ctx;
   size_t n_tasks;
@@ -66,8 +103,7 @@ static void *worker_main(void *arg) {
   t_in_task = 1; /* anything a worker runs is inside a task */
   unsigned long seen = p->start_generation; /* the generation when this worker was created */
   for (;;) {
-    /* Bounded spin: catches the next job of a burst without a futex wake-up. */
-    for (int s = 0; s < SPIN_ITERS && atomic_load_explicit(&p->generation, memory_order_acquire) == seen; s++) CPU_RELAX();
+    spin_until_changed(&p->generation, seen); /* catches the next job of a burst without a futex wake-up */
     pthread_mutex_lock(&p->mu);
     while (!p->shutdown && atomic_load(&p->generation) == seen) pthread_cond_wait(&p->work_cv, &p->mu);
     if (p->shutdown) {
@@ -77,9 +113,11 @@ static void *worker_main(void *arg) {
     seen = atomic_load(&p->generation);
     pthread_mutex_unlock(&p->mu);
     run_tasks(p);
-    pthread_mutex_lock(&p->mu);
-    if (--p->busy == 0) pthread_cond_signal(&p->done_cv);
-    pthread_mutex_unlock(&p->mu);
+    if (atomic_fetch_sub_explicit(&p->busy, 1, memory_order_acq_rel) == 1) {
+      pthread_mutex_lock(&p->mu); /* the caller checks busy under mu before it sleeps: no lost wake-up */
+      pthread_cond_signal(&p->done_cv);
+      pthread_mutex_unlock(&p->mu);
+    }
   }
 }
 
@@ -192,7 +230,7 @@ static void atfork_child(void) {
   g_pool.threads = NULL;
   g_pool.n_workers = 0;
   g_pool.shutdown = 0;
-  g_pool.busy = 0;
+  atomic_store(&g_pool.busy, 0);
 }
 static void pool_once(void) { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
 
@@ -218,7 +256,7 @@ void eng_parallel_for(size_t n, eng_task_fn fn, void *ctx) {
   p->ctx = ctx;
   p->n_tasks = n;
   atomic_store(&p->next, 0);
-  p->busy = workers;
+  atomic_store(&p->busy, (unsigned long)workers);
   atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
   pthread_cond_broadcast(&p->work_cv);
   pthread_mutex_unlock(&p->mu);
@@ -227,9 +265,13 @@ void eng_parallel_for(size_t n, eng_task_fn fn, void *ctx) {
   run_tasks(p);
   t_in_task = 0;
 
-  pthread_mutex_lock(&p->mu);
-  while (p->busy > 0) pthread_cond_wait(&p->done_cv, &p->mu);
-  pthread_mutex_unlock(&p->mu);
+  /* No spinning here: a worker that is still busy may be waiting for a CPU, and on an oversubscribed
+   * machine a spinning caller would hold the core it needs. */
+  if (atomic_load_explicit(&p->busy, memory_order_acquire) != 0) {
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load(&p->busy) != 0) pthread_cond_wait(&p->done_cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+  }
   pthread_mutex_unlock(&p->run_mu);
 }
 
