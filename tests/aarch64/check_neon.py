@@ -293,8 +293,15 @@ def run_child(isa: str) -> int:
     print(f"[{isa}] cpu={cpu or '?'} features: {' '.join(k for k, v in feats.items() if v)}; "
           f"kernels: {', '.join(s['kernel'] + '=' + s['isa'] for s in slots)}", flush=True)
 
+    t_import = time.time() - t0
+    laps = []
+
+    def lap(name):
+        laps.append((name, time.time()))
+
     seed = int(os.environ.get("ENGINE_TEST_SEED", "20261121"))
     rng = np.random.default_rng(seed)
+    lap('setup')
     # 1. shape sweep around the tile edges: NEON 8x12 (and 4x4 scalar), k blocks of 256, GEMV paths (m or n == 1)
     ms, ns, ks = (1, 7, 8, 9, 17, 67), (1, 11, 12, 13, 25, 67), (1, 3, 4, 5, 67, 300)
     i = 0
@@ -308,16 +315,19 @@ def run_child(isa: str) -> int:
         for ta in (False, True):
             for tb in (False, True):
                 gemm_case(ck, rng, m, n, k, ta, tb, alpha=0.75, beta=0.5, ldc_pad=3)
+    lap('shape sweep')
     # 2. alpha/beta grid (beta == 0 with a NaN-filled C checks that C is not read)
     for alpha in (1.0, -0.5, 0.0):
         for beta in (0.0, 1.0, -2.0):
             for m, n, k in ((8, 12, 9), (23, 37, 19), (1, 45, 21), (45, 1, 21)):
                 gemm_case(ck, rng, m, n, k, alpha=alpha, beta=beta, with_c=True, ldc_pad=1)
+    lap('alpha/beta')
     # 3. every activation with bias, alpha, beta, on the blocked path and both GEMV paths
     for act in ACTS:
         for m, n, k in ((9, 13, 5), (1, 67, 33), (67, 1, 33), (17, 25, 300)):
             gemm_case(ck, rng, m, n, k, ta=m == 17, tb=n == 1, alpha=1.5, beta=0.5, bias=True, act=act)
         gemm_case(ck, rng, 10, 14, 6, beta=1.0, act=act, nan_c=True)  # NaN in C must come out as NaN
+    lap('activations')
     # 4. GEMV tails (k % 4, n % 4, n across the 512-column block) and larger blocked shapes (mc, nc, threads)
     for n, k in ((1, 1), (2, 2), (3, 5), (5, 6), (6, 7), (7, 9), (513, 3), (1037, 10)):
         gemm_case(ck, rng, 1, n, k, beta=1.0)
@@ -327,11 +337,16 @@ def run_child(isa: str) -> int:
     gemm_case(ck, rng, 20, 4100, 3, tb=True)  # N > nc (4080): several B blocks
     # M == 0 and K == 0 are left out: the bindings reject the zero strides numpy gives empty arrays (a bug in
     # engine/_C/_kernels.pyx::_ld, reported separately); nothing NEON-specific runs for them anyway.
+    lap('gemv tails + large')
     # 5. a dense activation sweep and NaN propagation
     activation_sweep(ck, isa)
+    lap('activation sweep')
     # 6. matmul
     matmul_cases(ck, rng)
-    print(f"[{isa}] {ck.passed} passed, {ck.failed} failed in {time.time() - t0:.1f} s", flush=True)
+    lap('matmul')
+    parts = ", ".join(f"{n} {t - laps[i - 1][1]:.1f}" for i, (n, t) in enumerate(laps) if i)
+    print(f"[{isa}] {ck.passed} passed, {ck.failed} failed in {time.time() - t0:.1f} s (imports {t_import:.1f}; "
+          f"{parts})", flush=True)
     print(f"child-result {ck.passed} {ck.failed}", flush=True)
     return 1 if ck.failed else 0
 
