@@ -304,12 +304,12 @@ def run_child(isa: str) -> int:
     lap('setup')
     # 1. shape sweep around the tile edges: NEON 8x12 (and 4x4 scalar), k blocks of 256, GEMV paths (m or n == 1)
     ms, ns, ks = (1, 7, 8, 9, 17, 67), (1, 11, 12, 13, 25, 67), (1, 3, 4, 5, 67, 300)
-    i = 0
     for m in ms:
         for n in ns:
             for k in ks:
-                gemm_case(ck, rng, m, n, k, ta=bool(i & 1), tb=bool(i & 2))
-                i += 1
+                for ta in (False, True):
+                    for tb in (False, True):
+                        gemm_case(ck, rng, m, n, k, ta, tb)
     # every transpose combination on a few shapes, with alpha/beta and a strided C (ldc > n)
     for m, n, k in ((9, 13, 5), (1, 67, 33), (67, 1, 33), (16, 24, 257), (1, 1, 7)):
         for ta in (False, True):

@@ -16,7 +16,9 @@
 #   bookworm's Cython 0.29 cannot build engine/_C/_kernels.pyx: its ndarray.shape/.ndim compile to struct
 #   fields that NPY_NO_DEPRECATED_API hides ("PyArrayObject has no member named dimensions").
 #   default CPUs:  cortex-a53 (Armv8.0, no dotprod) and neoverse-n1 (Armv8.2, dotprod + fp16)
-# Environment: ENGINE_SHARED_TOOLS, ENGINE_AARCH64_SUITE, ENGINE_AARCH64_CPUS ("cortex-a53 max").
+# Environment: ENGINE_SHARED_TOOLS, ENGINE_AARCH64_SUITE, ENGINE_AARCH64_CPUS ("cortex-a53 max"),
+#   ENGINE_AARCH64_CACHE (generated-C cache, default ~/.cache/engine-aarch64; CI should cache it together with
+#   ~/.cache/aarch64-python, whose trixie rootfs takes ~14 minutes to set up).
 # Exit status: 0 if the build and every CPU model's run pass, else nonzero (the tool's codes: 132 = SIGILL).
 set -euo pipefail
 
@@ -68,18 +70,43 @@ else
 fi
 rm -f "$WORK/engine/_C/_kernels.c"  # generated: must come from the suite's own Cython and numpy headers
 
+# Cythonizing under emulation takes 1-2 minutes, so the generated C is cached by everything it depends on:
+# the .pyx/.pxd, setup.py (directives), ENGINE_CYTHON_DEBUG and the suite's Cython and numpy versions.
+CACHE_DIR="${ENGINE_AARCH64_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/engine-aarch64}"
+ROOTFS=$("$A64PY" --suite "$SUITE" --info 2>/dev/null | awk '/^rootfs:/ { print $2; exit }')
+versions=$(cd "$ROOTFS/usr/lib/python3/dist-packages" 2>/dev/null && ls -d [Cc]ython-* numpy-* 2>/dev/null | tr '\n' ' ')
+cached_c=""
+if [ -n "$versions" ]; then
+  key=$( (cat "$WORK/engine/_C/_kernels.pyx" "$WORK/engine/_C/_kernels.pxd" "$WORK/setup.py"
+          echo "suite=$SUITE $versions debug=${ENGINE_CYTHON_DEBUG:-}") | sha256sum | cut -c1-16)
+  cached_c="$CACHE_DIR/_kernels-$key.c"
+  if [ -f "$cached_c" ]; then
+    cp "$cached_c" "$WORK/engine/_C/_kernels.c"
+    touch "$WORK/engine/_C/_kernels.c"  # newer than the .pyx: setup.py's cythonize keeps it
+    echo "using cached Cython output $cached_c ($versions)"
+  fi
+fi
+
 echo "== aarch64 build (suite $SUITE) in $WORK"
 T1=$(now)
+LOG=$(mktemp "${TMPDIR:-/tmp}/engine-aarch64-build.XXXXXX")
 # Host flags would leak into the cross compiler (e.g. -march=native); ENGINE_NATIVE must not apply either.
+# numpy.get_include() answers a guest path (/usr/lib/aarch64-linux-gnu/python3-numpy/... on trixie) that the
+# emulated python sees through qemu's -L, but the host cross compiler does not: pass it under the rootfs.
+BUILD_CMD='inc=$(python -c "import numpy; print(numpy.get_include())") || exit 125
+[ -f "$inc/numpy/arrayobject.h" ] || inc="$AARCH64_PYTHON_ROOT$inc"
+exec python setup.py -q build_ext --inplace -I "$inc"'
 (cd "$WORK" && env -u CFLAGS -u CPPFLAGS -u LDFLAGS -u ENGINE_NATIVE \
-  "$A64PY" --suite "$SUITE" --timeout "$TIMEOUT" -- python setup.py -q build_ext --inplace) > "$WORK/.aarch64-build.log" 2>&1 || {
+  "$A64PY" --suite "$SUITE" --timeout "$TIMEOUT" -- bash -c "$BUILD_CMD") > "$LOG" 2>&1 || {
   rc=$?
-  tail -40 "$WORK/.aarch64-build.log"
-  echo "run.sh: aarch64 build failed (exit $rc); full log: $WORK/.aarch64-build.log" >&2
-  [ "$IN_PLACE" = 0 ] && [ "$KEEP" = 0 ] && cp "$WORK/.aarch64-build.log" "${TMPDIR:-/tmp}/engine-aarch64-build.log" &&
-    echo "run.sh: log copied to ${TMPDIR:-/tmp}/engine-aarch64-build.log" >&2
+  tail -40 "$LOG"
+  echo "run.sh: aarch64 build failed (exit $rc); full log: $LOG" >&2
   exit "$rc"
 }
+rm -f "$LOG"
+if [ -n "$cached_c" ] && [ ! -f "$cached_c" ] && [ -f "$WORK/engine/_C/_kernels.c" ]; then
+  mkdir -p "$CACHE_DIR" && cp "$WORK/engine/_C/_kernels.c" "$cached_c.tmp.$$" && mv "$cached_c.tmp.$$" "$cached_c"
+fi
 so=$(ls "$WORK"/engine/_C/_kernels.cpython-*-aarch64-linux-gnu.so 2>/dev/null | head -1)
 if [ -z "$so" ]; then
   echo "run.sh: the build produced no aarch64 extension" >&2

@@ -32,7 +32,9 @@ static inline float32x4_t act_neon(float32x4_t x, int kind, float32x4_t p0, floa
     case ENG_ACT_GELU_TANH: y = gelu_tanh_neon(x); break;
     default: return x;
   }
-  return vbslq_f32(vceqq_f32(x, x), y, x); /* x != x only for NaN: the range clamps would eat it */
+  /* x != x only for NaN. NEON min/max propagate NaN, so the helpers already return NaN here (SSE's clamps in
+   * act_avx2.c eat it); the select keeps the result independent of that and of which NaN comes out. */
+  return vbslq_f32(vceqq_f32(x, x), y, x);
 }
 
 void eng_bias_act_f32_neon(size_t n, float *y, const float *bias, float bias_s, const eng_act_t *act) {
