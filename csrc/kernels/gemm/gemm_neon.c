@@ -2,8 +2,9 @@
  * flags; no dotprod/fp16).
  * Must match gemm_scalar.c (ukr_scalar, eng_gemv_f32_scalar) up to FMA rounding: sums run over k in
  * increasing order per output, with fused multiply-adds. The micro-kernel and the y = x B GEMV do the same
- * operations in the same order as gemm_avx2.c, so for the same inputs they give the same bits; the dot
- * product GEMV (trans_b) sums 4 lanes instead of 8, so it differs from AVX2 in rounding only.
+ * operations in the same order as gemm_avx2.c, so for the same inputs they give the same bits (checked on a
+ * 48x300x48 product and GEMV); only where beta != 0 in AVX2's scalar tails (alpha*acc + beta*c unfused,
+ * here fused) and in the dot-product GEMV (trans_b: 4 lane sums instead of 8) do they differ, in rounding.
  * The 8x12 tile keeps 24 accumulators, 3 B vectors and 2 A vectors in the 32 V registers (29 used): per k
  * step 24 FMAs (vfmaq_laneq_f32 takes the A value straight from a lane, no broadcast) against 5 loads, which
  * keeps the one or two FMA pipes of Cortex-A53/A72/A76 and Neoverse cores busy.
