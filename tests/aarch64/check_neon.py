@@ -15,6 +15,7 @@ import:
 Usage: python tests/aarch64/check_neon.py [--isa neon|scalar] (the --isa form is the child; run from the repo
 root so that `engine` is the in-place build). The expected dotprod support of the emulated CPU comes from
 AARCH64_PYTHON_CPU (set by shared/tools/aarch64-python); models not listed below are not checked.
+ENGINE_TEST_SEED changes the random inputs; CHECK_NEON_VERBOSE=1 prints the measured activation errors.
 """
 from __future__ import annotations
 
@@ -335,8 +336,8 @@ def run_child(isa: str) -> int:
         gemm_case(ck, rng, n, 1, k, ta=True, beta=1.0)
     gemm_case(ck, rng, 200, 70, 40, beta=0.5, bias=True, act=ACTS[1])  # M > mc (128): several A blocks, 2 threads
     gemm_case(ck, rng, 20, 4100, 3, tb=True)  # N > nc (4080): several B blocks
-    # M == 0 and K == 0 are left out: the bindings reject the zero strides numpy gives empty arrays (a bug in
-    # engine/_C/_kernels.pyx::_ld, reported separately); nothing NEON-specific runs for them anyway.
+    # M == 0 and K == 0 are left out: on this branch the bindings reject the zero strides numpy gives empty
+    # arrays (engine/_C/_kernels.pyx::_ld; fixed on h-tests); nothing NEON-specific runs for them anyway.
     lap('gemv tails + large')
     # 5. a dense activation sweep and NaN propagation
     activation_sweep(ck, isa)
