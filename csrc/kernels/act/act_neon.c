@@ -1,0 +1,63 @@
+/* act_neon.c: bias + activation epilogue.  ISA: neon (AArch64 Advanced SIMD, baseline: no extra flags).
+ * Must match act_scalar.c (eng_bias_act_f32_scalar): exact for relu/clip/leaky_relu (selects written as the
+ * scalar comparisons, so -0.0 and NaN come out as in C), hardswish up to FMA rounding; sigmoid/silu/gelu use
+ * the approximations of simd_neon.h, which are bit-identical to simd_avx2.h for finite inputs (a few ulp
+ * from libm, see tests/tolerances.py). NaN inputs give NaN outputs for every activation.
+ * Twin of act_avx2.c. The tail (n % 4 elements) goes through the same vector code on a zero-padded copy,
+ * so every element is computed by the same instructions wherever it sits. */
+#include "eng/eng_kernels.h"
+#include "../../simd/simd_neon.h"
+
+static inline float32x4_t act_neon(float32x4_t x, int kind, float32x4_t p0, float32x4_t p1) {
+  switch (kind) {
+    /* x < 0 ? 0 : x. FMAX would turn -0.0 into +0.0; a compare-select keeps -0.0 and NaN like the C twin. */
+    case ENG_ACT_RELU: return vbslq_f32(vcltzq_f32(x), vdupq_n_f32(0.0f), x);
+    case ENG_ACT_CLIP: { /* x < p0 ? p0 : (x > p1 ? p1 : x); NaN compares false and passes through */
+      float32x4_t t = vbslq_f32(vcgtq_f32(x, p1), p1, x);
+      return vbslq_f32(vcltq_f32(x, p0), p0, t);
+    }
+    case ENG_ACT_LEAKY_RELU: return vbslq_f32(vcltzq_f32(x), vmulq_f32(x, p0), x);
+    case ENG_ACT_HARDSWISH: {
+      float32x4_t t = vfmaq_f32(vdupq_n_f32(0.5f), x, vdupq_n_f32(1.0f / 6.0f));
+      t = vminq_f32(vdupq_n_f32(1.0f), vmaxq_f32(vdupq_n_f32(0.0f), t)); /* NEON min/max propagate NaN */
+      return vmulq_f32(x, t);
+    }
+    default: break;
+  }
+  float32x4_t y;
+  switch (kind) {
+    case ENG_ACT_SIGMOID: y = sigmoid_neon(x); break;
+    case ENG_ACT_SILU: y = vmulq_f32(x, sigmoid_neon(x)); break;
+    case ENG_ACT_GELU: y = gelu_neon(x); break;
+    case ENG_ACT_GELU_TANH: y = gelu_tanh_neon(x); break;
+    default: return x;
+  }
+  /* x != x only for NaN. NEON min/max propagate NaN, so the helpers already return NaN here (SSE's clamps in
+   * act_avx2.c eat it); the select keeps the result independent of that and of which NaN comes out. */
+  return vbslq_f32(vceqq_f32(x, x), y, x);
+}
+
+void eng_bias_act_f32_neon(size_t n, float *y, const float *bias, float bias_s, const eng_act_t *act) {
+  const int kind = act->kind;
+  const float32x4_t p0 = vdupq_n_f32(act->p0), p1 = vdupq_n_f32(act->p1), bs = vdupq_n_f32(bias_s);
+  size_t j = 0;
+  for (; j + 8 <= n; j += 8) { /* two vectors per step: the transcendental chains are long, overlap them */
+    float32x4_t v0 = vaddq_f32(vld1q_f32(y + j), bs), v1 = vaddq_f32(vld1q_f32(y + j + 4), bs);
+    if (bias) {
+      v0 = vaddq_f32(v0, vld1q_f32(bias + j));
+      v1 = vaddq_f32(v1, vld1q_f32(bias + j + 4));
+    }
+    vst1q_f32(y + j, act_neon(v0, kind, p0, p1));
+    vst1q_f32(y + j + 4, act_neon(v1, kind, p0, p1));
+  }
+  for (; j + 4 <= n; j += 4) {
+    float32x4_t v = vaddq_f32(vld1q_f32(y + j), bs);
+    if (bias) v = vaddq_f32(v, vld1q_f32(bias + j));
+    vst1q_f32(y + j, act_neon(v, kind, p0, p1));
+  }
+  if (j < n) {
+    float32x4_t v = vaddq_f32(load_tail_neon(y + j, n - j), bs);
+    if (bias) v = vaddq_f32(v, load_tail_neon(bias + j, n - j));
+    store_tail_neon(y + j, n - j, act_neon(v, kind, p0, p1));
+  }
+}
