@@ -39,11 +39,11 @@ static inline uint32x4_t sign_mask_neon(float32x4_t v) {
 static inline float hsum_neon(float32x4_t v) { return vaddvq_f32(v); }
 
 /* exp(x), Cephes-style: x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial, 2^n through the
- * exponent bits. Max error about 2 ulp for x in [-87.3, 88.7]; clamps to that range (0 and +inf ends are
- * handled by the callers' formulas). Same constants as exp_avx2. */
-static inline float32x4_t exp_neon(float32x4_t x) {
+ * exponent bits. Max error about 2 ulp for x in [-87.3, 88.4]; below that it returns 0 (the denormal range
+ * is flushed), above it +inf, and NaN gives 0 (callers that can see NaN restore it). Same as exp_avx2. */
+static inline float32x4_t exp_neon(float32x4_t x0) {
   const float32x4_t hi = vdupq_n_f32(88.3762626647949f), lo = vdupq_n_f32(-87.3365478515625f);
-  x = vminq_f32(vmaxq_f32(x, lo), hi);
+  float32x4_t x = vminq_f32(vmaxq_f32(x0, lo), hi);
   float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f))); /* nearest, ties to even */
   float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));                   /* x - n * C1, fused */
   r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));                            /* r - n * C2, fused */
@@ -56,7 +56,10 @@ static inline float32x4_t exp_neon(float32x4_t x) {
   float32x4_t r2 = vmulq_f32(r, r);
   p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, r2);
   int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127)), 23);
-  return vmulq_f32(p, vreinterpretq_f32_s32(e));
+  float32x4_t y = vmulq_f32(p, vreinterpretq_f32_s32(e));
+  /* underflow (and NaN) to 0, not FLT_MIN; overflow to +inf (as exp_avx2) */
+  y = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(y), vcgeq_f32(x0, lo)));
+  return vbslq_f32(vcgtq_f32(x0, hi), vdupq_n_f32(__builtin_inff()), y);
 }
 
 /* sigmoid(x) = 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) for x < 0: never overflows, keeps relative
