@@ -16,6 +16,7 @@ from glob import glob
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_clib import build_clib
 from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -73,17 +74,50 @@ for tag, flags in reversed(groups):  # highest ISA first, so static-archive link
 compiled = [(f"ENG_COMPILED_{tag.upper()}", "1") for tag, _ in groups]
 
 debug = os.environ.get("ENGINE_CYTHON_DEBUG") == "1"
+# freethreading_compatible: the module keeps no mutable Python-level state after import (init() runs under the
+# import lock) and every kernel already runs with the GIL released, so the C side (dispatch table, thread pool
+# with its run_mu queue) is already exercised by concurrent callers; 3.14t wheels import without re-enabling
+# the GIL. select_isa() stays "tests only, not thread-safe", with or without a GIL.
 directives = {"language_level": 3, "boundscheck": debug, "wraparound": debug, "cdivision": not debug,
-              "initializedcheck": debug}
+              "initializedcheck": debug, "freethreading_compatible": True}
 ext = Extension(
     "engine._C._kernels",
     ["engine/_C/_kernels.pyx"],
     include_dirs=["csrc/include", np.get_include()],
-    define_macros=compiled + [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    # NPY_TARGET_VERSION: wheels built against numpy 2.x headers stay importable with numpy >= 1.23, the floor
+    # declared in pyproject.toml; pinned here so a later numpy raising its default cannot silently break it.
+    define_macros=compiled + [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                              ("NPY_TARGET_VERSION", "NPY_1_23_API_VERSION")],
     extra_compile_args=["-O2", "-fvisibility=hidden"],
-    extra_link_args=["-pthread"],
-    libraries=["m"],
+    # -lm goes last (extra_link_args follow the static archives): `libraries=["m"]` put -lm before -leng_*, so
+    # with as-needed linking libm was dropped and expf/erff/tanhf stayed unversioned undefined symbols that
+    # only resolved because the interpreter happened to have libm loaded.
+    extra_link_args=["-pthread", "-lm"],
 )
+
+
+# Release builds (a wheel: `python -m build`, `pip install .`, cibuildwheel) carry no debug info: Python's
+# default CFLAGS contain -g, which makes the extension about 5x bigger. -g0 comes after them, so it wins; it
+# changes no code generation. Local `build_ext --inplace` keeps -g for gdb/perf. ENGINE_DEBUG_INFO=1 keeps -g in
+# a wheel, ENGINE_DEBUG_INFO=0 drops it everywhere.
+RELEASE_CFLAGS = ["-g0"]
+
+
+def is_release(dist) -> bool:
+    env = os.environ.get("ENGINE_DEBUG_INFO")
+    if env in ("0", "1"):
+        return env == "0"
+    return any(c in ("bdist_wheel", "bdist", "install") for c in dist.commands)
+
+
+class BuildClib(build_clib):
+    """build_clib that appends the release flags to every per-ISA library (their ISA flags stay as they are)."""
+
+    def build_libraries(self, libraries):
+        if is_release(self.distribution):
+            libraries = [(name, dict(info, cflags=list(info.get("cflags", [])) + RELEASE_CFLAGS))
+                         for name, info in libraries]
+        super().build_libraries(libraries)
 
 
 class BuildExtWithLibs(build_ext):
@@ -93,6 +127,11 @@ class BuildExtWithLibs(build_ext):
         self.run_command("build_clib")
         super().run()
 
+    def build_extension(self, ext):
+        if is_release(self.distribution):
+            ext.extra_compile_args = list(ext.extra_compile_args) + RELEASE_CFLAGS
+        super().build_extension(ext)
+
 
 setup(libraries=libraries, ext_modules=cythonize([ext], compiler_directives=directives),
-      cmdclass={"build_ext": BuildExtWithLibs})
+      cmdclass={"build_clib": BuildClib, "build_ext": BuildExtWithLibs})
