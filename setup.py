@@ -127,6 +127,16 @@ class BuildExtWithLibs(build_ext):
         self.run_command("build_clib")
         super().run()
 
+    def build_extensions(self):
+        if is_release(self.distribution):
+            # The interpreter's LDSHARED may carry its own lib dir as -Wl,-rpath (pyenv, --enable-shared builds);
+            # a wheel must not point the loader at the build machine's paths. Nothing here needs an rpath.
+            for attr in ("linker_so", "linker_so_cxx"):
+                cmd = getattr(self.compiler, attr, None)
+                if isinstance(cmd, list):
+                    setattr(self.compiler, attr, [a for a in cmd if not a.startswith(("-Wl,-rpath", "-Wl,-R"))])
+        super().build_extensions()
+
     def build_extension(self, ext):
         if is_release(self.distribution):
             ext.extra_compile_args = list(ext.extra_compile_args) + RELEASE_CFLAGS
