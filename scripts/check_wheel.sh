@@ -223,6 +223,7 @@ done_step
 # A scratch copy of tests/ (plus pyproject.toml for the pytest settings) in a dir without engine/, so the only
 # engine importable is the installed one. Without tests/ a built-in smoke test stands in (said loudly).
 TESTDIR=$WORK/testrun
+export ENGINE_EXPECT_INSTALLED=1  # scripts/wheel_smoke_test.py then asserts the site-packages import too
 mkdir -p "$TESTDIR"
 cp "$REPO_ROOT/pyproject.toml" "$TESTDIR/"
 if [[ -d $REPO_ROOT/tests ]] && [[ -n $(find "$REPO_ROOT/tests" -name 'test_*.py' -print -quit) ]]; then

@@ -16,6 +16,8 @@ import engine
 from engine._C import _kernels
 
 
+@pytest.mark.skipif(os.environ.get("ENGINE_EXPECT_INSTALLED") != "1",
+                    reason="ENGINE_EXPECT_INSTALLED=1 not set (check_wheel.sh sets it; in-place runs import the source tree)")
 def test_imported_from_site_packages():
     assert engine.__file__.startswith(sysconfig.get_paths()["platlib"]), engine.__file__
 
