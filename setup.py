@@ -89,6 +89,9 @@ ext = Extension(
     define_macros=compiled + [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
                               ("NPY_TARGET_VERSION", "NPY_1_23_API_VERSION")],
     extra_compile_args=["-O2", "-fvisibility=hidden"],
+    # The kernels reach the extension through static libraries that build_ext does not track: without this,
+    # editing a csrc/ file and re-running `build_ext --inplace` rebuilt the libraries but kept the old .so.
+    depends=sorted(glob("csrc/**/*.[ch]", recursive=True)),
     # -lm goes last (extra_link_args follow the static archives): `libraries=["m"]` put -lm before -leng_*, so
     # with as-needed linking libm was dropped and expf/erff/tanhf stayed unversioned undefined symbols that
     # only resolved because the interpreter happened to have libm loaded.

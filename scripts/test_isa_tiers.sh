@@ -55,7 +55,8 @@ unset ENGINE_ISA  # every run below sets it explicitly or must see the real CPU
 # --- build in place if needed ---------------------------------------------------------------------------------
 EXT_SUFFIX=$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 SO=engine/_C/_kernels$EXT_SUFFIX
-stale() { [[ ! -f $SO ]] || [[ -n $(find csrc engine/_C setup.py -newer "$SO" \( -name '*.[ch]' -o -name '*.pyx' -o -name '*.pxd' -o -name setup.py \) -print -quit) ]]; }
+# Stale = a C/Cython source newer than the extension (what build_ext itself checks, given setup.py's depends).
+stale() { [[ ! -f $SO ]] || [[ -n $(find csrc engine/_C -newer "$SO" \( -name '*.[ch]' -o -name '*.pyx' -o -name '*.pxd' \) -print -quit) ]]; }
 if stale; then
   if [[ $BUILD == 0 ]]; then echo "test_isa_tiers: $SO is missing or older than its sources (and --no-build)" >&2; exit 125; fi
   echo "=== build_ext --inplace ($PY) ==="
