@@ -146,8 +146,10 @@ for need in csrc/include/eng/eng_kernels.h engine/_C/_kernels.pyx engine/_C/_ker
 done
 # Every kernel source of every ISA group must ship, not only the groups this host compiles.
 while IFS= read -r f; do [[ -f $SDIST_SRC/$f ]] || fail "sdist lacks $f"; done < <(cd "$SRC" && find csrc -name '*.[ch]')
-SRC_HASH=$(cd "$SDIST_SRC" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
-echo "source hash: $SRC_HASH"
+# Cache key: the sdist's files plus the environment that changes what setup.py compiles.
+BUILD_ENV=$(env | grep -E '^(CC|CFLAGS|CPPFLAGS|LDFLAGS|LDSHARED|ENGINE_NATIVE|ENGINE_DEBUG_INFO|ENGINE_CYTHON_DEBUG|ENGINE_TARGET_ARCH)=' | sort || true)
+SRC_HASH=$( (cd "$SDIST_SRC" && find . -type f -print0 | sort -z | xargs -0 sha256sum; echo "$BUILD_ENV") | sha256sum | cut -c1-16)
+echo "source + build-environment hash: $SRC_HASH${BUILD_ENV:+ (with $(echo $BUILD_ENV))}"
 done_step
 
 # --- wheels: build (or reuse for identical sources), audit, repair --------------------------------------------
@@ -275,6 +277,7 @@ if [[ $QUICK == 0 ]]; then
     "$venv/bin/python" -m pip install -q "numpy==1.23.5" "${WHEEL_OF[$ver]}" pytest >"$WORK/pip-oldnumpy.log" 2>&1 \
       || { tail -30 "$WORK/pip-oldnumpy.log"; fail "pip install numpy==1.23.5 + wheel"; }
     check_import "$venv/bin/python"
+    "$venv/bin/python" -c "import numpy; print('numpy', numpy.__version__)"
     mkdir -p "$WORK/smoke/tests" && cp "$REPO_ROOT/scripts/wheel_smoke_test.py" "$WORK/smoke/tests/test_wheel_smoke.py"
     (cd "$WORK/smoke" && "$venv/bin/python" -m pytest -q -ra -p no:cacheprovider tests) || fail "smoke test with numpy 1.23.5"
   else
