@@ -7,12 +7,14 @@ for local experiments only).
 """
 import os
 import platform
+import re
 import subprocess
 import sys
 import sysconfig
 import tempfile
 from glob import glob
 
+import Cython
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -79,7 +81,11 @@ debug = os.environ.get("ENGINE_CYTHON_DEBUG") == "1"
 # with its run_mu queue) is already exercised by concurrent callers; 3.14t wheels import without re-enabling
 # the GIL. select_isa() stays "tests only, not thread-safe", with or without a GIL.
 directives = {"language_level": 3, "boundscheck": debug, "wraparound": debug, "cdivision": not debug,
-              "initializedcheck": debug, "freethreading_compatible": True}
+              "initializedcheck": debug}
+# Cython < 3.1 rejects the directive (Debian's 0.29/3.0 in the aarch64-python rootfs); wheels always build with
+# >= 3.1 (pyproject.toml [build-system]), and an older Cython cannot target free-threaded CPython anyway.
+if tuple(int(p) for p in re.findall(r"\d+", Cython.__version__)[:2]) >= (3, 1):
+    directives["freethreading_compatible"] = True
 ext = Extension(
     "engine._C._kernels",
     ["engine/_C/_kernels.pyx"],
