@@ -7,15 +7,18 @@ for local experiments only).
 """
 import os
 import platform
+import re
 import subprocess
 import sys
 import sysconfig
 import tempfile
 from glob import glob
 
+import Cython
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_clib import build_clib
 from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -76,17 +79,57 @@ for tag, flags in reversed(groups):  # highest ISA first, so static-archive link
 compiled = [(f"ENG_COMPILED_{tag.upper()}", "1") for tag, _ in groups]
 
 debug = os.environ.get("ENGINE_CYTHON_DEBUG") == "1"
+# freethreading_compatible: the module keeps no mutable Python-level state after import (init() runs under the
+# import lock) and every kernel already runs with the GIL released, so the C side (dispatch table, thread pool
+# with its run_mu queue) is already exercised by concurrent callers; 3.14t wheels import without re-enabling
+# the GIL. select_isa() stays "tests only, not thread-safe", with or without a GIL.
 directives = {"language_level": 3, "boundscheck": debug, "wraparound": debug, "cdivision": not debug,
               "initializedcheck": debug}
+# Cython < 3.1 rejects the directive (Debian's 0.29/3.0 in the aarch64-python rootfs); wheels always build with
+# >= 3.1 (pyproject.toml [build-system]), and an older Cython cannot target free-threaded CPython anyway.
+if tuple(int(p) for p in re.findall(r"\d+", Cython.__version__)[:2]) >= (3, 1):
+    directives["freethreading_compatible"] = True
 ext = Extension(
     "engine._C._kernels",
     ["engine/_C/_kernels.pyx"],
     include_dirs=["csrc/include", np.get_include()],
-    define_macros=compiled + [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    # NPY_TARGET_VERSION: wheels built against numpy 2.x headers stay importable with numpy >= 1.23, the floor
+    # declared in pyproject.toml; pinned here so a later numpy raising its default cannot silently break it.
+    define_macros=compiled + [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                              ("NPY_TARGET_VERSION", "NPY_1_23_API_VERSION")],
     extra_compile_args=["-O2", "-fvisibility=hidden"],
-    extra_link_args=["-pthread"],
-    libraries=["m"],
+    # The kernels reach the extension through static libraries that build_ext does not track: without this,
+    # editing a csrc/ file and re-running `build_ext --inplace` rebuilt the libraries but kept the old .so.
+    depends=sorted(glob("csrc/**/*.[ch]", recursive=True)),
+    # -lm goes last (extra_link_args follow the static archives): `libraries=["m"]` put -lm before -leng_*, so
+    # with as-needed linking libm was dropped and expf/erff/tanhf stayed unversioned undefined symbols that
+    # only resolved because the interpreter happened to have libm loaded.
+    extra_link_args=["-pthread", "-lm"],
 )
+
+
+# Release builds (a wheel: `python -m build`, `pip install .`, cibuildwheel) carry no debug info: Python's
+# default CFLAGS contain -g, which makes the extension about 5x bigger. -g0 comes after them, so it wins; it
+# changes no code generation. Local `build_ext --inplace` keeps -g for gdb/perf. ENGINE_DEBUG_INFO=1 keeps -g in
+# a wheel, ENGINE_DEBUG_INFO=0 drops it everywhere.
+RELEASE_CFLAGS = ["-g0"]
+
+
+def is_release(dist) -> bool:
+    env = os.environ.get("ENGINE_DEBUG_INFO")
+    if env in ("0", "1"):
+        return env == "0"
+    return any(c in ("bdist_wheel", "bdist", "install") for c in dist.commands)
+
+
+class BuildClib(build_clib):
+    """build_clib that appends the release flags to every per-ISA library (their ISA flags stay as they are)."""
+
+    def build_libraries(self, libraries):
+        if is_release(self.distribution):
+            libraries = [(name, dict(info, cflags=list(info.get("cflags", [])) + RELEASE_CFLAGS))
+                         for name, info in libraries]
+        super().build_libraries(libraries)
 
 
 class BuildExtWithLibs(build_ext):
@@ -100,6 +143,21 @@ class BuildExtWithLibs(build_ext):
             e.depends = list(e.depends) + [p for p in libs if os.path.exists(p)]
         super().run()
 
+    def build_extensions(self):
+        if is_release(self.distribution):
+            # The interpreter's LDSHARED may carry its own lib dir as -Wl,-rpath (pyenv, --enable-shared builds);
+            # a wheel must not point the loader at the build machine's paths. Nothing here needs an rpath.
+            for attr in ("linker_so", "linker_so_cxx"):
+                cmd = getattr(self.compiler, attr, None)
+                if isinstance(cmd, list):
+                    setattr(self.compiler, attr, [a for a in cmd if not a.startswith(("-Wl,-rpath", "-Wl,-R"))])
+        super().build_extensions()
+
+    def build_extension(self, ext):
+        if is_release(self.distribution):
+            ext.extra_compile_args = list(ext.extra_compile_args) + RELEASE_CFLAGS
+        super().build_extension(ext)
+
 
 setup(libraries=libraries, ext_modules=cythonize([ext], compiler_directives=directives),
-      cmdclass={"build_ext": BuildExtWithLibs})
+      cmdclass={"build_clib": BuildClib, "build_ext": BuildExtWithLibs})
