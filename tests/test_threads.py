@@ -175,9 +175,15 @@ def test_multiprocessing_fork_context():
 def test_gil_released_during_gemm():
     """A Python thread keeps counting while the main thread is inside a long GEMM call."""
     engine.set_num_threads(1)
-    n = 320 if quick() else 768
-    a, b = _operands(n, "gil")
-    engine.matmul(a[:8], b)  # warm up
+    # Size the GEMM so one call takes at least ~20 ms on this machine (native or emulated).
+    n = 128
+    while True:
+        a, b = _operands(n, "gil")
+        t0 = time.perf_counter()
+        engine.matmul(a, b)
+        if time.perf_counter() - t0 > 0.02 or n >= 2048:
+            break
+        n *= 2
     counter = [0]
     stop = threading.Event()
 
