@@ -77,11 +77,11 @@ typedef struct pool {
   int shutdown;
   atomic_ulong generation; /* bumped once per job */
   unsigned long start_generation; /* generation at worker creation (set under run_mu) */
-  atomic_ulong busy;       /* workers still inside the current job */
-  eng_task_fn fn;
+  eng_task_fn fn;           /* the current job, written and read under mu */
   void *ctx;
   size_t n_tasks;
-  atomic_size_t next;
+  atomic_uint_least64_t next; /* (job generation << 32) | next task index: a stale claim cannot succeed */
+  atomic_size_t done;         /* tasks of the current job completed */
 } pool_t;
 
 static pool_t g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
@@ -89,12 +89,21 @@ static pool_t g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PT
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static _Thread_local int t_in_task = 0;
 
-static void run_tasks(pool_t *p) {
-  size_t n = p->n_tasks;
+/* Claims and runs tasks of job `gen` until none is left. A thread that arrives late, after the job is over
+ * and maybe after the next one started, fails its claim (the generation in `next` differs) and runs
+ * nothing, so the caller never has to wait for a worker that did no work. */
+static void run_tasks(pool_t *p, uint32_t gen, eng_task_fn fn, void *ctx, size_t n) {
   for (;;) {
-    size_t i = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
-    if (i >= n) break;
-    p->fn(p->ctx, i, n);
+    uint64_t v = atomic_load_explicit(&p->next, memory_order_acquire);
+    do {
+      if ((uint32_t)(v >> 32) != gen || (v & 0xffffffffu) >= n) return;
+    } while (!atomic_compare_exchange_weak_explicit(&p->next, &v, v + 1, memory_order_acq_rel, memory_order_acquire));
+    fn(ctx, (size_t)(v & 0xffffffffu), n);
+    if (atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel) + 1 == n) {
+      pthread_mutex_lock(&p->mu); /* the caller checks `done` under mu before it sleeps: no lost wake-up */
+      pthread_cond_signal(&p->done_cv);
+      pthread_mutex_unlock(&p->mu);
+    }
   }
 }
 
@@ -111,13 +120,11 @@ static void *worker_main(void *arg) {
       return NULL;
     }
     seen = atomic_load(&p->generation);
+    eng_task_fn fn = p->fn;
+    void *ctx = p->ctx;
+    size_t n = p->n_tasks;
     pthread_mutex_unlock(&p->mu);
-    run_tasks(p);
-    if (atomic_fetch_sub_explicit(&p->busy, 1, memory_order_acq_rel) == 1) {
-      pthread_mutex_lock(&p->mu); /* the caller checks busy under mu before it sleeps: no lost wake-up */
-      pthread_cond_signal(&p->done_cv);
-      pthread_mutex_unlock(&p->mu);
-    }
+    run_tasks(p, (uint32_t)seen, fn, ctx, n);
   }
 }
 
@@ -230,14 +237,14 @@ static void atfork_child(void) {
   g_pool.threads = NULL;
   g_pool.n_workers = 0;
   g_pool.shutdown = 0;
-  atomic_store(&g_pool.busy, 0);
+
 }
 static void pool_once(void) { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
 
 void eng_parallel_for(size_t n, eng_task_fn fn, void *ctx) {
   if (n == 0) return;
   pool_t *p = &g_pool;
-  if (n == 1 || t_in_task) {
+  if (n == 1 || t_in_task || n > 0xffffffffu) {
     for (size_t i = 0; i < n; i++) fn(ctx, i, n);
     return;
   }
@@ -252,24 +259,26 @@ void eng_parallel_for(size_t n, eng_task_fn fn, void *ctx) {
     return;
   }
   pthread_mutex_lock(&p->mu);
+  unsigned long gen = atomic_load(&p->generation) + 1;
   p->fn = fn;
   p->ctx = ctx;
   p->n_tasks = n;
-  atomic_store(&p->next, 0);
-  atomic_store(&p->busy, (unsigned long)workers);
-  atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+  atomic_store(&p->done, 0);
+  atomic_store_explicit(&p->next, (uint64_t)(uint32_t)gen << 32, memory_order_release);
+  atomic_store_explicit(&p->generation, gen, memory_order_release);
   pthread_cond_broadcast(&p->work_cv);
   pthread_mutex_unlock(&p->mu);
 
   t_in_task = 1;
-  run_tasks(p);
+  run_tasks(p, (uint32_t)gen, fn, ctx, n);
   t_in_task = 0;
 
-  /* No spinning here: a worker that is still busy may be waiting for a CPU, and on an oversubscribed
-   * machine a spinning caller would hold the core it needs. */
-  if (atomic_load_explicit(&p->busy, memory_order_acquire) != 0) {
+  /* Wait for tasks other threads claimed, not for every worker to show up: a worker that is late (its core
+   * taken by another process) finds nothing left and runs nothing. No spinning: on an oversubscribed
+   * machine a spinning caller would hold the core a preempted worker needs. */
+  if (atomic_load_explicit(&p->done, memory_order_acquire) != n) {
     pthread_mutex_lock(&p->mu);
-    while (atomic_load(&p->busy) != 0) pthread_cond_wait(&p->done_cv, &p->mu);
+    while (atomic_load(&p->done) != n) pthread_cond_wait(&p->done_cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
   }
   pthread_mutex_unlock(&p->run_mu);
