@@ -61,11 +61,18 @@ def _time_shape(shape, threads: int, repeat: int, sample_s: float) -> dict:
         pass  # the parent prints n/a for the ORT columns
     inner, per_sample = {}, {}
     for name, (fn, args) in fns.items():
-        check_result(name, fn(*args), ref, scale)  # once, before timing; doubles as the first warm-up call
-        est = max(min(_once(fn, args) for _ in range(2)), 1e-7)
+        t0 = time.perf_counter()
+        c = fn(*args)
+        first = time.perf_counter() - t0
+        check_result(name, c, ref, scale)  # once, before timing; the call doubles as the first warm-up
+        est = max(min(first, _once(fn, args)), 1e-7)
         inner[name] = max(1, int(sample_s / est))
         per_sample[name] = inner[name] * est
     rounds = max(MIN_ROUNDS, min(repeat, int(SHAPE_BUDGET_S / sum(per_sample.values()))))
+    # A sample stops early once it has run this long (calls can get far slower than the estimate when other
+    # processes take the cores) and is then the mean of the calls it made; the rounds stop at twice the budget.
+    sample_cap = 5 * sample_s
+    t_shape = time.perf_counter()
 
     samples = {name: [] for name in fns}
     names = list(fns)
@@ -73,17 +80,21 @@ def _time_shape(shape, threads: int, repeat: int, sample_s: float) -> dict:
     gc.disable()
     try:
         for r in range(rounds):
+            if r >= MIN_ROUNDS and time.perf_counter() - t_shape > 2 * SHAPE_BUDGET_S:
+                break
             for name in names[r % len(names):] + names[:r % len(names)]:
                 fn, args = fns[name]
-                n = inner[name]
-                t0 = time.perf_counter()
-                for _ in range(n):
+                done = 0
+                t0 = now = time.perf_counter()
+                while done < inner[name] and now - t0 < sample_cap:
                     fn(*args)
-                samples[name].append((time.perf_counter() - t0) / n)
+                    done += 1
+                    now = time.perf_counter()
+                samples[name].append((now - t0) / done)
     finally:
         if gc_was:
             gc.enable()
-    return {"shape": list(shape), "samples": samples, "inner": inner, "rounds": rounds}
+    return {"shape": list(shape), "samples": samples, "inner": inner, "rounds": len(samples["engine"])}
 
 
 def worker(args) -> None:
@@ -258,16 +269,20 @@ def main(argv=None) -> int:
     else:
         peak, peak_note = default_peak(isa)
     md = args.markdown
-    say = print
+
+    def say(line: str = "", note: bool = False) -> None:
+        print(f"- {line}" if md and note else line)
+
     stat_name = "best of the samples" if args.stat == "best" else "median sample"
     meta0 = runs[thread_counts[0]]["meta"]
-    say(f"GEMM float32, C = A @ B (A MxK, B KxN), GFLOP/s = 2MNK / time ({stat_name}; higher is better)")
-    say(f"engine ISA {isa}; numpy {meta0['numpy_blas']}; onnxruntime {meta0['ort'] or 'not installed'}")
+    say(f"GEMM float32, C = A @ B (A MxK, B KxN), GFLOP/s = 2MNK / time ({stat_name}; higher is better)", note=True)
+    say(f"engine ISA {isa}; numpy {meta0['numpy_blas']}; onnxruntime {meta0['ort'] or 'not installed'}", note=True)
     say(peak_note + ("" if args.peak_gflops is not None else
-                     "; a VM reports its nominal clock, so boost clocks can show > 100%"))
+                     "; a VM reports its nominal clock, so boost clocks can show > 100%"), note=True)
     say("ORT(in): MatMul with A and B graph inputs (packs B every call, same work as engine); "
-        "ORT(pp): B an initializer, pre-packed once at session creation")
-    say("eng/ORT(in), eng/ORT(pp), eng/np: engine GFLOP/s divided by that column's (> 1 means engine is faster)")
+        "ORT(pp): B an initializer, pre-packed once at session creation", note=True)
+    say("eng/ORT(in), eng/ORT(pp), eng/np: engine GFLOP/s divided by that column's (> 1 means engine is faster)",
+        note=True)
 
     headers = ["M x N x K", "engine", "% peak", "numpy", "ORT(in)", "ORT(pp)", "eng/ORT(in)", "eng/ORT(pp)",
                "eng/np"]
