@@ -7,10 +7,11 @@ def pytest_report_header(config):
     from gemm_common import cpu_mhz, numpy_blas_name, numpy_blas_threads, quick_from_env, threadpoolctl_limits
 
     info = engine.cpu_info()
+    numpy_note = ("installed: numpy threads follow each group" if threadpoolctl_limits() else
+                  "not installed: numpy keeps its start-up thread count")
     lines = [f"engine {engine.__version__}: active ISA {info['active_isa']}, {info['usable_cpus']} usable CPU(s), "
              f"cpu MHz {cpu_mhz()}",
-             f"numpy: {numpy_blas_name()}, {numpy_blas_threads()} BLAS thread(s) at start; threadpoolctl "
-             f"{'installed: numpy threads follow each group' if threadpoolctl_limits() else 'not installed: numpy keeps its start-up thread count'}"]
+             f"numpy: {numpy_blas_name()}, {numpy_blas_threads()} BLAS thread(s) at start; threadpoolctl {numpy_note}"]
     try:
         import onnxruntime
 
