@@ -229,6 +229,8 @@ def main(argv=None) -> int:
     p.add_argument("--peak-gflops", type=float, default=None,
                    help="per-core float32 peak in GFLOP/s; default: ISA flops/cycle x /proc/cpuinfo cpu MHz")
     p.add_argument("--json", metavar="PATH", help="also write the raw samples as JSON")
+    p.add_argument("--load-json", metavar="PATH", help="print the tables of a run saved with --json instead of "
+                   "measuring (with --markdown, --stat, --peak-gflops, --threads as you like)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick is None:
@@ -256,12 +258,21 @@ def main(argv=None) -> int:
     if not thread_counts or any(t < 1 or t > 1024 for t in thread_counts):
         p.error(f"--threads must list numbers from 1 to 1024, got {args.threads!r}")
 
-    wall0 = time.perf_counter()
-    runs = {}
-    for t in thread_counts:
-        print(f"running {t}-thread worker ...", file=sys.stderr, flush=True)
-        runs[t] = run_worker(t, args)
-    wall = time.perf_counter() - wall0
+    if args.load_json:  # re-print a saved run (e.g. as markdown) without measuring again
+        with open(args.load_json) as f:
+            saved = json.load(f)
+        runs = {int(t): r for t, r in saved["runs"].items() if int(t) in thread_counts}
+        if not runs:
+            p.error(f"{args.load_json} has no run for --threads {args.threads}")
+        thread_counts = [t for t in thread_counts if t in runs]
+        wall = saved.get("wall_seconds", float("nan"))
+    else:
+        wall0 = time.perf_counter()
+        runs = {}
+        for t in thread_counts:
+            print(f"running {t}-thread worker ...", file=sys.stderr, flush=True)
+            runs[t] = run_worker(t, args)
+        wall = time.perf_counter() - wall0
 
     isa = runs[thread_counts[0]]["meta"]["isa"]
     if args.peak_gflops is not None:
@@ -304,10 +315,22 @@ def main(argv=None) -> int:
                  f"1-min load average {meta['loadavg_start']:.1f} -> {meta['loadavg_end']:.1f}")
         say(f"**{title}**\n" if md else title)
         say(_table(headers, rows, md))
+        notes = []
         if meta["numpy_threads"] not in (None, t):
-            say(f"note: numpy used {meta['numpy_threads']} BLAS threads, not {t}")
+            notes.append(f"note: numpy used {meta['numpy_threads']} BLAS threads, not {t}")
+        busy = max(meta["loadavg_start"], meta["loadavg_end"]) - t  # load from other processes, roughly
+        if busy > meta["usable_cpus"] - t + 0.5:
+            notes.append(f"note: the machine was busy (load average up to {busy + t:.1f} on {meta['usable_cpus']} "
+                         f"CPUs): {t}-thread figures include waiting for cores that other processes hold; "
+                         "re-run when it is quiet")
         if t > meta["usable_cpus"]:
-            say(f"note: only {meta['usable_cpus']} CPU(s) usable: {t} threads oversubscribe")
+            notes.append(f"note: only {meta['usable_cpus']} CPU(s) usable: {t} threads oversubscribe")
+        if over:
+            notes.append("note: above 100% of the assumed peak: the core ran faster than the assumed clock")
+        if notes and md:
+            say("")  # a markdown table ends at a blank line
+        for line in notes:
+            say(line, note=True)
 
     if 1 in runs and len(runs) > 1:
         for t in thread_counts:
@@ -331,11 +354,11 @@ def main(argv=None) -> int:
                 say(f"**{title}**\n" if md else title)
                 say(_table(["M x N x K", "engine", "numpy", "ORT(in)", "ORT(pp)"], rows, md))
     say("")
-    say(f"total wall time {wall:.0f} s (" + ", ".join(f"{t} thread(s): {runs[t]['meta']['seconds']:.0f} s"
+    say(f"total wall time {wall:.0f} s (" if wall == wall else "worker times (" + ", ".join(f"{t} thread(s): {runs[t]['meta']['seconds']:.0f} s"
                                                     for t in thread_counts) + ")")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"stat": args.stat, "peak_per_core": peak, "runs": runs}, f, indent=1)
+            json.dump({"wall_seconds": wall, "runs": runs}, f, indent=1)
     return 0
 
 
