@@ -354,8 +354,8 @@ def main(argv=None) -> int:
                 say(f"**{title}**\n" if md else title)
                 say(_table(["M x N x K", "engine", "numpy", "ORT(in)", "ORT(pp)"], rows, md))
     say("")
-    say(f"total wall time {wall:.0f} s (" if wall == wall else "worker times (" + ", ".join(f"{t} thread(s): {runs[t]['meta']['seconds']:.0f} s"
-                                                    for t in thread_counts) + ")")
+    per_worker = ", ".join(f"{t} thread(s): {runs[t]['meta']['seconds']:.0f} s" for t in thread_counts)
+    say(f"total wall time {wall:.0f} s ({per_worker})" if wall == wall else f"worker times ({per_worker})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"wall_seconds": wall, "runs": runs}, f, indent=1)
