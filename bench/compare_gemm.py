@@ -33,7 +33,7 @@ if importlib.util.find_spec("engine") is None:  # run from a source checkout: us
     sys.path.insert(1, str(HERE.parent))
 
 BIG_FLOPS = 1e8  # shapes with at least this many flops get a line in the 2-thread / 1-thread speedup table
-SHAPE_BUDGET_S = 6.0  # cap on the timed seconds per shape (all implementations together): bounds the big squares
+SHAPE_BUDGET_S = 8.0  # cap on the timed seconds per shape (all implementations together): bounds the big squares
 MIN_ROUNDS = 3
 
 
@@ -217,10 +217,11 @@ def main(argv=None) -> int:
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     p.add_argument("--shapes", choices=("square", "inference", "all"), default="all")
     p.add_argument("--repeat", type=int, default=None,
-                   help="timed rounds per shape (default 15, --quick 5); big shapes get fewer (at least "
+                   help="timed rounds per shape (default 40, --quick 5); big shapes get fewer (at least "
                         f"{MIN_ROUNDS}) so one shape takes at most about {SHAPE_BUDGET_S:.0f} s")
     p.add_argument("--sample-ms", type=float, default=None,
-                   help="each sample repeats the call until it lasts about this long (default 10, --quick 3)")
+                   help="each sample repeats the call until it lasts about this long (default 2, --quick 1); short "
+                        "samples give the best-of statistic more chances to fall between other processes' slices")
     p.add_argument("--stat", choices=("best", "median"), default="best",
                    help="which sample each figure is from (default best: least disturbed by other load)")
     p.add_argument("--quick", action="store_true", default=None,
@@ -236,9 +237,9 @@ def main(argv=None) -> int:
     if args.quick is None:
         args.quick = gc_.quick_from_env()
     if args.repeat is None:
-        args.repeat = 5 if args.quick else 15
+        args.repeat = 5 if args.quick else 40
     if args.sample_ms is None:
-        args.sample_ms = 3.0 if args.quick else 10.0
+        args.sample_ms = 1.0 if args.quick else 2.0
     if args.repeat < 1:
         p.error(f"--repeat must be at least 1, got {args.repeat}")
     if args.sample_ms <= 0:
