@@ -1,6 +1,6 @@
 """GEMM speed table: engine against numpy and onnxruntime, per shape, for 1 and 2 threads.
 
-    python bench/compare_gemm.py                     # all shapes, 1 and 2 threads (a few minutes)
+    python bench/compare_gemm.py                     # all shapes, 1 and 2 threads (about 1-2 minutes)
     python bench/compare_gemm.py --quick             # smoke subset (ENGINE_BENCH_QUICK=1 does the same)
     python bench/compare_gemm.py --threads 1 --shapes inference --markdown
 
