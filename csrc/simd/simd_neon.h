@@ -4,9 +4,12 @@
  * another ISA.
  * Twin of simd_avx2.h: the same formulas, constants and operation order, with one NEON instruction per AVX2
  * instruction (fmadd -> vfmaq, fnmadd -> vfmsq, round-to-nearest-even -> vrndnq, blendv on the sign bit ->
- * vbslq on an arithmetic-shift mask, div -> vdivq), so for finite inputs the results are bit-identical to the
- * AVX2 ones. NaN handling differs inside the helpers (NEON min/max propagate NaN, SSE's return an operand):
- * the callers in act_neon.c restore NaN inputs exactly as act_avx2.c does. */
+ * vbslq on an arithmetic-shift mask, div -> vdivq), so the results are bit-identical to the AVX2 ones for
+ * every input whose exp argument stays above -87.34. One deliberate difference: exp_neon returns 0 below that
+ * range (as Cephes' expf does) where exp_avx2 returns 2^-126, which made silu/gelu_tanh of huge negative x
+ * wrong: x * sigmoid(x) = -3e38 * 2^-126 = -3.5 instead of -0 (and -inf instead of NaN at -inf; the bug the
+ * h-tests branch marks xfail for avx2). NaN handling differs inside the helpers too (NEON min/max propagate
+ * NaN, SSE's return an operand): the callers in act_neon.c restore NaN inputs exactly as act_avx2.c does. */
 #ifndef ENG_SIMD_NEON_H
 #define ENG_SIMD_NEON_H
 
@@ -39,10 +42,12 @@ static inline uint32x4_t sign_mask_neon(float32x4_t v) {
 static inline float hsum_neon(float32x4_t v) { return vaddvq_f32(v); }
 
 /* exp(x), Cephes-style: x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial, 2^n through the
- * exponent bits. Max error about 2 ulp for x in [-87.3, 88.7]; clamps to that range (0 and +inf ends are
- * handled by the callers' formulas). Same constants as exp_avx2. */
+ * exponent bits. Max error about 2 ulp for x in [-87.3, 88.3]; above, clamps (the top of the range gives
+ * +inf); below -87.34 (where exp(x) < 2^-126) returns 0, so x * exp(y) -> 0 for huge |x|. Same constants as
+ * exp_avx2. */
 static inline float32x4_t exp_neon(float32x4_t x) {
   const float32x4_t hi = vdupq_n_f32(88.3762626647949f), lo = vdupq_n_f32(-87.3365478515625f);
+  const uint32x4_t under = vcltq_f32(x, lo); /* -inf included; NaN compares false */
   x = vminq_f32(vmaxq_f32(x, lo), hi);
   float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f))); /* nearest, ties to even */
   float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));                   /* x - n * C1, fused */
@@ -56,7 +61,7 @@ static inline float32x4_t exp_neon(float32x4_t x) {
   float32x4_t r2 = vmulq_f32(r, r);
   p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, r2);
   int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127)), 23);
-  return vmulq_f32(p, vreinterpretq_f32_s32(e));
+  return vbslq_f32(under, vdupq_n_f32(0.0f), vmulq_f32(p, vreinterpretq_f32_s32(e)));
 }
 
 /* sigmoid(x) = 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) for x < 0: never overflows, keeps relative
