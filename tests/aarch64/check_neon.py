@@ -191,7 +191,7 @@ def activation_sweep(ck, isa):
             big = np.abs(ref) > 1e-6
             print(f"  [{isa}] {spelled}: max abs err {err.max():.3g}, max rel err (|ref|>1e-6) "
                   f"{(err[big] / np.abs(ref[big])).max() if big.any() else 0:.3g}, max ulp {(err / ulp).max():.1f}")
-        # exact activations follow the C reference's comparisons bit for bit, signed zeros included
+        # exact activations follow the C reference's comparisons (and one float32 multiply) bit for bit
         exact = {"relu": lambda v: np.where(v < 0, np.float32(0.0), v),
                  "relu6": lambda v: np.where(v < 0, np.float32(0.0), np.where(v > 6, np.float32(6.0), v)),
                  "clip": lambda v: np.where(v < np.float32(params[0]), np.float32(params[0]),
@@ -200,8 +200,27 @@ def activation_sweep(ck, isa):
         if name in exact:
             want = exact[name](xe).astype(np.float32)
             ck.check(np.array_equal(got.view(np.uint32), want.view(np.uint32)),
-                     f"activation sweep {spelled} bit-exact (signed zeros)",
+                     f"activation sweep {spelled} bit-exact",
                      f"{int((got.view(np.uint32) != want.view(np.uint32)).sum())} differ")
+    # Huge finite inputs saturate (float64 reference, same tolerance); at +-inf the result is the limit or NaN
+    # (scalar silu(-inf) = -inf / (1 + inf) is NaN). Before exp_neon flushed to 0 below its range,
+    # silu(-3e38) was -3.5 and silu(-inf) -inf.
+    big = np.float32([-3e38, -1e35, -1e30, -1e10, -1e4, -100.0, 100.0, 1e4, 1e10, 1e30, 1e35, 3e38])
+    limits = {"sigmoid": (0.0, 1.0), "silu": (0.0, np.inf), "swish": (0.0, np.inf), "gelu": (0.0, np.inf),
+              "gelu_tanh": (0.0, np.inf), "hardswish": (0.0, np.inf)}
+    for spelled, name, params in ACTS:
+        if name not in limits:
+            continue
+        got = engine.gemm(big.reshape(-1, 1), b, activation=spelled).ravel().astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ref, _ = act_ref(big.astype(np.float64), name, params)
+        err = np.abs(got - ref)
+        bad = ~(err <= ACT_ATOL + ACT_RTOL[name] * np.abs(ref))
+        ck.check(not bad.any(), f"activation {spelled} at huge inputs",
+                 f"x={big[bad].tolist()} got={got[bad].tolist()} ref={ref[bad].tolist()}" if bad.any() else "")
+        inf = engine.gemm(np.float32([[-np.inf], [np.inf]]), b, activation=spelled).ravel()
+        ok = all(np.isnan(g) or g == lim for g, lim in zip(inf, limits[name]))
+        ck.check(ok, f"activation {spelled} at -inf, +inf gives the limits {limits[name]} or NaN", f"got {inf}")
     # NaN in -> NaN out for every activation (the SIMD range clamps must not swallow it)
     xn = np.array([[np.nan], [1.0], [-np.nan], [2.0], [np.nan]], np.float32)
     for spelled, name, _ in ACTS:

@@ -1,8 +1,9 @@
 /* act_neon.c: bias + activation epilogue.  ISA: neon (AArch64 Advanced SIMD, baseline: no extra flags).
  * Must match act_scalar.c (eng_bias_act_f32_scalar): exact for relu/clip/leaky_relu (selects written as the
  * scalar comparisons, so -0.0 and NaN come out as in C), hardswish up to FMA rounding; sigmoid/silu/gelu use
- * the approximations of simd_neon.h, which are bit-identical to simd_avx2.h for finite inputs (a few ulp
- * from libm, see tests/tolerances.py). NaN inputs give NaN outputs for every activation.
+ * the approximations of simd_neon.h, bit-identical to simd_avx2.h except that exp underflows to 0 (a few ulp
+ * from libm, see tests/tolerances.py): silu/gelu_tanh of huge negative x give -0 (NaN at -inf, as the scalar
+ * x / (1 + expf(-x)) does). NaN inputs give NaN outputs for every activation.
  * Twin of act_avx2.c. The tail (n % 4 elements) goes through the same vector code on a zero-padded copy,
  * so every element is computed by the same instructions wherever it sits. */
 #include "eng/eng_kernels.h"
