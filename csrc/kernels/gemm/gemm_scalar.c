@@ -8,6 +8,16 @@
 #define MR 4
 #define NR 4
 
+/* c = alpha * acc + beta * c on the m x n corner; beta == 0 never reads c. */
+static void store_tile(float acc[MR][NR], float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta) {
+  for (size_t i = 0; i < m; i++) {
+    for (size_t j = 0; j < n; j++) {
+      float v = alpha * acc[i][j];
+      c[i * ldc + j] = beta == 0.0f ? v : v + beta * c[i * ldc + j];
+    }
+  }
+}
+
 static void ukr_scalar(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b, float *ENG_RESTRICT c,
                        size_t ldc, size_t m, size_t n, float alpha, float beta) {
   assert(m <= MR && n <= NR);
@@ -18,12 +28,7 @@ static void ukr_scalar(size_t kc, const float *ENG_RESTRICT a, const float *ENG_
       for (int j = 0; j < NR; j++) acc[i][j] += av * b[p * NR + j];
     }
   }
-  for (size_t i = 0; i < m; i++) {
-    for (size_t j = 0; j < n; j++) {
-      float v = alpha * acc[i][j];
-      c[i * ldc + j] = beta == 0.0f ? v : v + beta * c[i * ldc + j];
-    }
-  }
+  store_tile(acc, c, ldc, m, n, alpha, beta);
 }
 
 static void ukr_arow_scalar(size_t kc, const float *ENG_RESTRICT a, size_t lda, const float *ENG_RESTRICT b,
@@ -36,12 +41,7 @@ static void ukr_arow_scalar(size_t kc, const float *ENG_RESTRICT a, size_t lda, 
       for (int j = 0; j < NR; j++) acc[i][j] += av * b[p * NR + j];
     }
   }
-  for (size_t i = 0; i < m; i++) {
-    for (size_t j = 0; j < n; j++) {
-      float v = alpha * acc[i][j];
-      c[i * ldc + j] = beta == 0.0f ? v : v + beta * c[i * ldc + j];
-    }
-  }
+  store_tile(acc, c, ldc, m, n, alpha, beta);
 }
 
 const eng_gemm_f32_impl_t eng_gemm_f32_scalar = {MR, NR, 64, 256, 1024, ukr_scalar, ukr_arow_scalar};
