@@ -19,7 +19,8 @@ from engine.testing import assert_within, gemm_error_bound, gemm_ref, quick, rng
 
 from test_dispatch import run_py
 
-EMULATED = bool(os.environ.get("PYTHON_UNDER_CPU"))  # set by tools/python-under-cpu (qemu: 10-40x slower)
+# set by tools/python-under-cpu and tools/aarch64-python (qemu-user: 10-40x slower, no threads in a forked child)
+EMULATED = bool(os.environ.get("PYTHON_UNDER_CPU") or os.environ.get("AARCH64_PYTHON_CPU"))
 # qemu-user 7.2 aborts a forked child of a multi-threaded process as soon as the child creates a thread
 # ("qemu_plugin_vcpu_init_hook: assertion failed"; reproduced with plain threading + os.fork, no engine involved).
 # Under emulation the forked children therefore run with one thread: that still checks the pool's locks are
