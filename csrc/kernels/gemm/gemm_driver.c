@@ -251,8 +251,8 @@ static eng_status_t gemm_blocked(const eng_kernels_t *kt, const eng_gemm_args_t 
   float *bp = ws_get(WS_B, kslab * slab); /* <= max(16 MiB, kc x nr) floats: no overflow */
   if (!bp) return ENG_ERR_NOMEM;
   c.bp = bp;
-  for (size_t jc = 0; jc < N; jc += slab)
-  for (size_t k0 = 0; k0 < K; k0 += kslab) {
+  for (size_t jc = 0; jc < N; jc += slab) {
+  for (size_t k0 = 0; k0 < K; k0 += kslab) { /* one slab of packed B per iteration (body not indented) */
     c.jc = jc;
     c.ncb = ENG_MIN(slab, N - jc);
     c.ncb_r = round_up(c.ncb, nr);
@@ -287,6 +287,7 @@ static eng_status_t gemm_blocked(const eng_kernels_t *kt, const eng_gemm_args_t 
     else
       gemm_tile_task(&c, 0, 1);
     if (c.status) return (eng_status_t)c.status;
+  }
   }
   return ENG_OK;
 }
