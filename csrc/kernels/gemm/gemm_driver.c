@@ -332,22 +332,17 @@ static void run_gemv(gemv_task_t *t, int parallel) {
 
 /* C (1 x N) = op(A) (1 x K) * op(B): x is row 0 of op(A), y is row 0 of C. */
 static eng_status_t gemm_m1(const eng_kernels_t *kt, const eng_gemm_args_t *g, int parallel) {
-  const float *x = g->a;
+  float *tmp = NULL;
   if (g->trans_a && g->lda != 1 && g->k > 1) { /* op(A) row 0 is a column of the stored K x 1 matrix */
-    float *tmp = (float *)malloc(g->k * sizeof(float));
+    tmp = (float *)malloc(g->k * sizeof(float));
     if (!tmp) return ENG_ERR_NOMEM;
     for (size_t p = 0; p < g->k; p++) tmp[p] = g->a[p * g->lda];
-    gemv_task_t t = {kt, g->n, g->k, g->ldb, 0, g->alpha, g->beta, tmp, g->b, g->trans_b, g->c,
-                     g->bias_kind == ENG_BIAS_COL ? g->bias : NULL, g->bias_kind == ENG_BIAS_ROW ? g->bias[0] : 0.0f,
-                     &g->act, has_epilogue(g)};
-    run_gemv(&t, parallel);
-    free(tmp);
-    return ENG_OK;
   }
-  gemv_task_t t = {kt, g->n, g->k, g->ldb, 0, g->alpha, g->beta, x, g->b, g->trans_b, g->c,
+  gemv_task_t t = {kt, g->n, g->k, g->ldb, 0, g->alpha, g->beta, tmp ? tmp : g->a, g->b, g->trans_b, g->c,
                    g->bias_kind == ENG_BIAS_COL ? g->bias : NULL, g->bias_kind == ENG_BIAS_ROW ? g->bias[0] : 0.0f,
                    &g->act, has_epilogue(g)};
   run_gemv(&t, parallel);
+  free(tmp);
   return ENG_OK;
 }
 
