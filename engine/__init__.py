@@ -23,7 +23,15 @@ def _check_env() -> None:
 
 _check_env()
 
-from engine._C import _kernels as _k  # noqa: E402
+try:
+    from engine._C import _kernels as _k  # noqa: E402
+except ImportError as e:  # the uncompiled source tree shadows the installed package
+    if "_kernels" not in str(e):
+        raise
+    raise ImportError(
+        f"engine's compiled extension is missing from {_os.path.dirname(__file__)}: this is the source tree, "
+        "not an installed or built copy. Build in place with `pip install -e .` (or `python setup.py build_ext "
+        "--inplace`), or run from another directory to use the installed package.") from e
 
 _k.init()  # raises ImportError listing the valid values if ENGINE_ISA is bad
 
