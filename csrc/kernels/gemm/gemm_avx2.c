@@ -45,27 +45,21 @@ static inline void store_tile_avx2(float *ENG_RESTRICT c, size_t ldc, size_t m, 
 }
 
 /* One k step of the 6x16 tile: two B vectors, six broadcasts of A(i, p) given by the expression AI(i). */
+#define TILE_ROW(AI, i)                                      \
+  do {                                                       \
+    __m256 av = _mm256_broadcast_ss(AI(i));                  \
+    acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);          \
+    acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);          \
+  } while (0)
 #define TILE_STEP(AI, bp)                                                  \
   do {                                                                     \
-    __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps((bp) + 8), av;   \
-    av = _mm256_broadcast_ss(AI(0));                                       \
-    acc[0][0] = _mm256_fmadd_ps(av, b0, acc[0][0]);                        \
-    acc[0][1] = _mm256_fmadd_ps(av, b1, acc[0][1]);                        \
-    av = _mm256_broadcast_ss(AI(1));                                       \
-    acc[1][0] = _mm256_fmadd_ps(av, b0, acc[1][0]);                        \
-    acc[1][1] = _mm256_fmadd_ps(av, b1, acc[1][1]);                        \
-    av = _mm256_broadcast_ss(AI(2));                                       \
-    acc[2][0] = _mm256_fmadd_ps(av, b0, acc[2][0]);                        \
-    acc[2][1] = _mm256_fmadd_ps(av, b1, acc[2][1]);                        \
-    av = _mm256_broadcast_ss(AI(3));                                       \
-    acc[3][0] = _mm256_fmadd_ps(av, b0, acc[3][0]);                        \
-    acc[3][1] = _mm256_fmadd_ps(av, b1, acc[3][1]);                        \
-    av = _mm256_broadcast_ss(AI(4));                                       \
-    acc[4][0] = _mm256_fmadd_ps(av, b0, acc[4][0]);                        \
-    acc[4][1] = _mm256_fmadd_ps(av, b1, acc[4][1]);                        \
-    av = _mm256_broadcast_ss(AI(5));                                       \
-    acc[5][0] = _mm256_fmadd_ps(av, b0, acc[5][0]);                        \
-    acc[5][1] = _mm256_fmadd_ps(av, b1, acc[5][1]);                        \
+    __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps((bp) + 8);       \
+    TILE_ROW(AI, 0);                                                       \
+    TILE_ROW(AI, 1);                                                       \
+    TILE_ROW(AI, 2);                                                       \
+    TILE_ROW(AI, 3);                                                       \
+    TILE_ROW(AI, 4);                                                       \
+    TILE_ROW(AI, 5);                                                       \
   } while (0)
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(ENG_NO_ASM)
@@ -222,6 +216,7 @@ static void ukr_arow_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, size_t ld
   ukr_arow_partial_avx2(kc, a, lda, b, c, ldc, m, n, alpha, beta);
 }
 #undef TILE_STEP
+#undef TILE_ROW
 
 /* mc = 24 tiles of 6 rows (A block 144 x 256 floats = 144 KiB, in L2); kc = 256 (a B panel of 16 KiB in L1). */
 const eng_gemm_f32_impl_t eng_gemm_f32_avx2 = {MR, NR, 144, 256, 4080, ukr_6x16_avx2, ukr_arow_6x16_avx2};
