@@ -148,7 +148,11 @@ class _Plan:
         return s
 
     def _build(self, node: Node, consts: dict, problems: list) -> _Step | None:
-        opset = self.graph.opsets.get(node.domain, self.graph.opsets.get("", 0))
+        opset = self.graph.opsets.get(node.domain)
+        if opset is None:
+            problems.append(Problem(node.label(), node.op_type, node.domain, None,
+                                    f"the model imports no version of operator set {node.domain or 'ai.onnx'!r}"))
+            return None
         opdef = lookup(node.domain, node.op_type)
         version = schema_version(node.op_type, opset, node.domain) if node.domain in ("", "ai.onnx.ml") else None
         if opdef is None:
