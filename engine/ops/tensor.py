@@ -744,3 +744,256 @@ def dropout(ctx: NodeCtx):
         y = (x * mask * scale).astype(x.dtype, copy=False)
         return (y, mask if want_mask else None)
     return run
+
+
+# ------------------------------------------------------------------------------------------------ Resize / Upsample
+# Resize is separable: the N-D result is a 1-D resize applied along each resized axis in turn. Each 1-D resize
+# maps output index y to a source coordinate x (coordinate_transformation_mode), then takes n taps around x with
+# weights from the interpolation kernel (edge-clamped indices), exactly as the spec's reference describes.
+
+_CTMS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
+         "tf_crop_and_resize", "tf_half_pixel_for_nn")
+_NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+
+
+def _src_coords(ctm, out_n, scale, in_n, roi):
+    y = np.arange(out_n, dtype=np.float64)
+    out_w = scale * in_n
+    if ctm == "align_corners":
+        return np.zeros(out_n) if out_w == 1 else y * (in_n - 1) / (out_w - 1)
+    if ctm == "asymmetric":
+        return y / scale
+    if ctm == "tf_crop_and_resize":
+        r0, r1 = roi
+        if out_w == 1:
+            x = np.full(out_n, (r1 - r0) * (in_n - 1) / 2)
+        else:
+            x = y * (r1 - r0) * (in_n - 1) / (out_w - 1)
+        return x + r0 * (in_n - 1)
+    if ctm == "pytorch_half_pixel":
+        return np.full(out_n, -0.5) if out_w == 1 else (y + 0.5) / scale - 0.5
+    if ctm == "half_pixel":
+        return (y + 0.5) / scale - 0.5
+    if ctm == "half_pixel_symmetric":
+        offset = in_n / 2 * (1 - out_n / out_w)
+        return offset + (y + 0.5) / scale - 0.5
+    if ctm == "tf_half_pixel_for_nn":
+        return (y + 0.5) / scale
+    raise ValueError(f"Resize: unknown coordinate_transformation_mode {ctm!r}")
+
+
+def _cubic_kernel(t, a):
+    t = np.abs(t)
+    t2, t3 = t * t, t * t * t
+    return np.where(t <= 1, (a + 2) * t3 - (a + 3) * t2 + 1,
+                    np.where(t < 2, a * t3 - 5 * a * t2 + 8 * a * t - 4 * a, 0.0))
+
+
+def _coeffs(mode, ratio, scale, a, antialias):
+    """(O, n) kernel weights for taps at offsets relative to the window start (see _window)."""
+    r = ratio[:, None]
+    if mode == "linear":
+        if antialias and scale < 1:
+            start = int(np.floor(-1 / scale) + 1)
+            args = (np.arange(start, 2 - start) - r) * scale
+            c = np.clip(1 - np.abs(args), 0, 1)
+            return c / c.sum(axis=1, keepdims=True)
+        return np.concatenate([1 - r, r], axis=1)
+    # cubic
+    if antialias and scale < 1:
+        start = int(np.floor(-2 / scale) + 1)
+        c = _cubic_kernel(scale * (np.arange(start, 2 - start) - r), a)
+        return c / c.sum(axis=1, keepdims=True)
+    return _cubic_kernel(np.concatenate([r + 1, r, 1 - r, 2 - r], axis=1), a)
+
+
+def _axis_table(mode, ctm, nearest_mode, a, excl, antialias, in_n, out_n, scale, roi):
+    """(indices (O, n), weights (O, n) or None, extrapolated mask or None) for one axis."""
+    x = _src_coords(ctm, out_n, scale, in_n, roi)
+    extra = None
+    if ctm == "tf_crop_and_resize":
+        extra = (x < 0) | (x > in_n - 1)
+        if not extra.any():
+            extra = None
+    xf = np.floor(x)
+    if mode == "nearest":
+        frac = x - xf
+        if nearest_mode == "round_prefer_floor":
+            up = frac > 0.5
+        elif nearest_mode == "round_prefer_ceil":
+            up = frac >= 0.5
+        elif nearest_mode == "floor":
+            up = np.zeros(out_n, dtype=bool)
+        else:
+            up = frac > 0
+        idx = np.clip(xf + up, 0, in_n - 1).astype(np.intp)
+        return idx[:, None], None, extra
+    ratio = np.where(x == xf, 1.0, x - xf)
+    w = _coeffs(mode, ratio, scale, a, antialias)
+    n = w.shape[1]
+    if n % 2 == 0:
+        off = np.where(x == xf, -(n // 2), -(n // 2) + 1)
+    else:
+        off = np.where(x - xf <= 0.5, -((n - 1) // 2), -((n - 1) // 2) + 1)
+    taps = (xf.astype(np.int64) + off)[:, None] + np.arange(n)
+    if excl:
+        w = np.where((taps < 0) | (taps >= in_n), 0.0, w)
+        s = w.sum(axis=1, keepdims=True)
+        w = w / np.where(s == 0, 1.0, s)
+    return np.clip(taps, 0, in_n - 1).astype(np.intp), w, extra
+
+
+def _resize_axis(data, axis, table, extrap, cdt):
+    idx, w, extra = table
+    if w is None:
+        out = np.take(data, idx[:, 0], axis=axis)
+    else:
+        shp = [1] * data.ndim
+        shp[axis] = -1
+        out = None
+        for k in range(idx.shape[1]):
+            term = np.take(data, idx[:, k], axis=axis) * w[:, k].astype(cdt).reshape(shp)
+            out = term if out is None else out + term
+        if out is None:
+            out = np.take(data, idx[:, 0], axis=axis)
+    if extra is not None:
+        shp = [1] * data.ndim
+        shp[axis] = -1
+        out = np.where(extra.reshape(shp), np.asarray(extrap, dtype=out.dtype), out)
+    return out
+
+
+class _ResizeSpec:
+    def __init__(self, mode, ctm, nearest_mode, a, excl, extrap, antialias, policy):
+        self.mode, self.ctm, self.nearest_mode, self.a = mode, ctm, nearest_mode, a
+        self.excl, self.extrap, self.antialias, self.policy = excl, extrap, antialias, policy
+        self.cache: dict = {}
+
+    def run(self, x, scales, sizes, roi, axes):
+        r = x.ndim
+        axes = list(range(r)) if axes is None else [_axis(a, r, "Resize axis") for a in axes]
+        n = len(axes)
+        if roi is not None:
+            roi = [float(v) for v in np.asarray(roi).reshape(-1)]
+            if not roi:
+                roi = None
+            elif len(roi) != 2 * n:
+                raise ValueError(f"Resize: roi has {len(roi)} values, expected {2 * n}")
+        if self.ctm == "tf_crop_and_resize" and roi is None:
+            raise ValueError("Resize: coordinate_transformation_mode tf_crop_and_resize needs roi")
+        if sizes is not None:
+            sizes = _ints(sizes)
+            if len(sizes) != n:
+                raise ValueError(f"Resize: sizes has {len(sizes)} values for {n} axes")
+            sc = [sizes[i] / x.shape[a] if x.shape[a] else 1.0 for i, a in enumerate(axes)]
+            if self.policy != "stretch":
+                s = min(sc) if self.policy == "not_larger" else max(sc)
+                sc = [s] * n
+                sizes = [int(s * x.shape[a] + 0.5) for a in axes]
+        elif scales is not None:
+            sc = [float(v) for v in np.asarray(scales).reshape(-1)]
+            if len(sc) != n:
+                raise ValueError(f"Resize: scales has {len(sc)} values for {n} axes")
+            if any(s <= 0 for s in sc):
+                raise ValueError(f"Resize: scales must be positive, got {sc}")
+            sizes = [int(np.floor(s * x.shape[a])) for s, a in zip(sc, axes)]
+        else:
+            raise ValueError("Resize: neither scales nor sizes is given")
+        cdt = x.dtype if x.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+        y = x if x.dtype == cdt else x.astype(cdt)
+        for i, a in enumerate(axes):
+            in_n, out_n, s = x.shape[a], sizes[i], sc[i]
+            rp = None if roi is None else (roi[i], roi[n + i])
+            if abs(s - 1.0) < 1e-9 and out_n == in_n and (rp is None or (rp[0] == 0.0 and rp[1] == 1.0)):
+                continue
+            if out_n == 0 or in_n == 0:
+                shp = list(y.shape)
+                shp[a] = out_n
+                if out_n and not in_n:
+                    raise ValueError("Resize: cannot resize an empty axis to a non-empty one")
+                y = np.zeros(shp, dtype=cdt)
+                continue
+            key = (in_n, out_n, s, rp)
+            t = self.cache.get(key)
+            if t is None:
+                t = _axis_table(self.mode, self.ctm, self.nearest_mode, self.a, self.excl, self.antialias, in_n,
+                                out_n, s, rp)
+                if len(self.cache) < 64:
+                    self.cache[key] = t
+            y = _resize_axis(y, a, t, self.extrap, cdt)
+        if y.dtype == x.dtype:
+            return y
+        if x.dtype.kind in "iu":
+            info = np.iinfo(x.dtype)
+            return np.clip(np.round(y), info.min, info.max).astype(x.dtype)
+        return y.astype(x.dtype)
+
+
+@register("Resize", shape_inputs=(1, 2, 3))
+def resize(ctx: NodeCtx):
+    v = ctx.version
+    mode = ctx.attr_str("mode", "nearest")
+    if mode not in ("nearest", "linear", "cubic") or (v < 11 and mode == "cubic"):
+        raise Unsupported(f"Resize mode {mode!r} at opset {v}")
+    if v < 11:
+        ctm, nearest_mode = "asymmetric", "floor"
+    else:
+        ctm = ctx.attr_str("coordinate_transformation_mode", "half_pixel")
+        nearest_mode = ctx.attr_str("nearest_mode", "round_prefer_floor")
+    if ctm not in _CTMS or (ctm == "tf_half_pixel_for_nn" and v >= 13) or \
+            (ctm == "half_pixel_symmetric" and v < 19):
+        raise Unsupported(f"Resize coordinate_transformation_mode {ctm!r} at opset {v}")
+    if nearest_mode not in _NEAREST_MODES:
+        raise Unsupported(f"Resize nearest_mode {nearest_mode!r}")
+    antialias = int(ctx.attr("antialias", 0)) if v >= 18 else 0
+    if antialias and mode == "nearest":
+        raise Unsupported("Resize: antialias is defined for linear and cubic modes only")
+    policy = ctx.attr_str("keep_aspect_ratio_policy", "stretch") if v >= 18 else "stretch"
+    if policy not in ("stretch", "not_larger", "not_smaller"):
+        raise Unsupported(f"Resize keep_aspect_ratio_policy {policy!r}")
+    axes = _ints(ctx.attr("axes", None)) if v >= 18 else None
+    spec = _ResizeSpec(mode, ctm, nearest_mode, float(ctx.attr("cubic_coeff_a", -0.75)),
+                       int(ctx.attr("exclude_outside", 0)), float(ctx.attr("extrapolation_value", 0.0)),
+                       antialias, policy)
+    if v < 11:
+        def run10(x, scales):
+            return (spec.run(x, scales, None, None, None),)
+        return run10
+    if policy != "stretch" and ctx.has_input(2) and not ctx.has_input(3):
+        pass  # the policy only applies to sizes; with scales it is ignored
+
+    def run(x, roi=None, scales=None, sizes=None):
+        if sizes is not None and np.size(sizes) == 0:
+            sizes = None
+        if scales is not None and np.size(scales) == 0:
+            scales = None
+        if sizes is not None and scales is not None:
+            raise ValueError("Resize: only one of scales and sizes may be given")
+        return (spec.run(x, scales, sizes, roi if ctm == "tf_crop_and_resize" else None, axes),)
+    return run
+
+
+@register("Upsample", shape_inputs=(1,))
+def upsample(ctx: NodeCtx):
+    v = ctx.version
+    mode = ctx.attr_str("mode", "nearest")
+    if mode == "bilinear":
+        mode = "linear"
+    if mode not in ("nearest", "linear"):
+        raise Unsupported(f"Upsample mode {mode!r}")
+    spec = _ResizeSpec(mode, "asymmetric", "floor", -0.75, 0, 0.0, 0, "stretch")
+    if v < 9:
+        scales = ctx.attr("scales", None)
+        if scales is None:
+            if v < 7 and ctx.has_attr("height_scale"):
+                raise Unsupported("Upsample-1 (height_scale/width_scale) is not supported")
+            raise Unsupported("Upsample needs a scales attribute")
+        sc = [float(s) for s in scales]
+
+        def run7(x):
+            return (spec.run(x, sc, None, None, None),)
+        return run7
+
+    def run(x, scales):
+        return (spec.run(x, scales, None, None, None),)
+    return run
