@@ -1,6 +1,999 @@
-"""tensor ops (see engine.ops._registry for the conventions)."""
+"""Tensor (data movement, indexing, generation) ops (see engine.ops._registry for the conventions).
+
+Hot ops of exported transformers (Reshape, Transpose, Concat, Gather, Slice, Unsqueeze) precompute what their
+constant inputs allow in the builder; their run() is one or two numpy calls. Reshape/Squeeze/Unsqueeze/Flatten
+return views.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from engine.ops._registry import NodeCtx, Unsupported, register  # noqa: F401
+from engine.ops._registry import NodeCtx, Unsupported, register
+
+_I64 = np.dtype(np.int64)
+
+
+def _ints(v) -> list[int]:
+    """A 1-D int list from an attribute or an input array (None stays None)."""
+    if v is None:
+        return None
+    return [int(x) for x in np.asarray(v).reshape(-1)]
+
+
+def _axis(a: int, r: int, what: str = "axis") -> int:
+    if not -r <= a < r:
+        raise ValueError(f"{what} {a} is out of range for rank {r}")
+    return a + r if a < 0 else a
+
+
+def _rank(ctx: NodeCtx, i: int = 0) -> int | None:
+    t = ctx.in_type(i)
+    return None if t is None or t.shape is None else len(t.shape)
+
+
+def _onnx_dtype(code: int) -> np.dtype:
+    from onnx import helper
+
+    return np.dtype(helper.tensor_dtype_to_np_dtype(int(code)))
+
+
+# ------------------------------------------------------------------------------------------------ shape ops
+
+def _reshape_target(xshape, shape, allowzero):
+    out = list(shape)
+    if not allowzero:
+        for i, s in enumerate(out):
+            if s == 0:
+                if i >= len(xshape):
+                    raise ValueError(f"Reshape: shape {shape} copies dim {i} but the input has rank {len(xshape)}")
+                out[i] = xshape[i]
+    if -1 in out:
+        if out.count(-1) > 1:
+            raise ValueError(f"Reshape: shape {shape} has more than one -1")
+        known = 1
+        for s in out:
+            if s != -1:
+                known *= s
+        total = 1
+        for s in xshape:
+            total *= s
+        if known == 0:
+            if total != 0:
+                raise ValueError(f"Reshape: cannot reshape {list(xshape)} into {shape}")
+            out[out.index(-1)] = 0
+        else:
+            if total % known:
+                raise ValueError(f"Reshape: cannot reshape {list(xshape)} into {shape}")
+            out[out.index(-1)] = total // known
+    return out
+
+
+@register("Reshape", shape_inputs=(1,))
+def reshape(ctx: NodeCtx):
+    allowzero = ctx.attr("allowzero", 0) if ctx.version >= 14 else 0
+    if ctx.version < 5:
+        shape = _ints(ctx.attr("shape"))
+
+        def run1(x):
+            return (x.reshape(_reshape_target(x.shape, shape, allowzero)),)
+        return run1
+    c = ctx.const(1)
+    if c is not None:
+        shape = _ints(c)
+        if allowzero and 0 in shape and -1 in shape:
+            raise Unsupported("Reshape with allowzero=1 cannot have both 0 and -1 in shape")
+        simple = (0 not in shape or allowzero) and shape.count(-1) <= 1
+        tshape = tuple(shape)
+
+        def run_c(x, s):
+            if simple:
+                try:
+                    return (x.reshape(tshape),)
+                except ValueError:
+                    pass
+            return (x.reshape(_reshape_target(x.shape, shape, allowzero)),)
+        return run_c
+
+    def run(x, s):
+        return (x.reshape(_reshape_target(x.shape, _ints(s), allowzero)),)
+    return run
+
+
+@register("Transpose", shape_inputs=())
+def transpose(ctx: NodeCtx):
+    perm = ctx.attr("perm", None)
+    perm = None if perm is None else tuple(int(p) for p in perm)
+
+    def run(x):
+        if perm is not None and len(perm) != x.ndim:
+            raise ValueError(f"Transpose: perm {list(perm)} does not match rank {x.ndim}")
+        return (np.transpose(x, perm),)
+    return run
+
+
+@register("Concat", shape_inputs=())
+def concat(ctx: NodeCtx):
+    axis = int(ctx.attr("axis", 1) if ctx.version < 4 else ctx.attr("axis"))
+
+    def run(*xs):
+        if len(xs) == 1:
+            return (xs[0],)
+        return (np.concatenate(xs, axis=axis),)
+    return run
+
+
+@register("Split", shape_inputs=(1,))
+def split(ctx: NodeCtx):
+    axis = int(ctx.attr("axis", 0))
+    n = ctx.n_outputs
+    num_outputs = ctx.attr("num_outputs", None) if ctx.version >= 18 else None
+    if ctx.version < 13:
+        split_const = _ints(ctx.attr("split", None))
+        if ctx.version < 2 and ctx.has_input(1):
+            raise Unsupported("Split-1 with a split input is not supported")
+    else:
+        split_const = _ints(ctx.const(1)) if ctx.has_input(1) else None
+    if num_outputs is not None and ctx.has_input(1):
+        raise Unsupported("Split: both num_outputs and split are given")
+    dyn = ctx.version >= 13 and ctx.has_input(1) and split_const is None
+
+    def run(x, s=None):
+        ax = _axis(axis, x.ndim)
+        d = x.shape[ax]
+        sp = _ints(s) if dyn else split_const
+        if sp is None:
+            if num_outputs is not None:
+                k = -(-d // num_outputs)
+                sp = [min(k, max(d - i * k, 0)) for i in range(num_outputs)]
+            else:
+                if d % n:
+                    raise ValueError(f"Split: dim {d} does not divide into {n} equal outputs")
+                sp = [d // n] * n
+        if len(sp) != n or sum(sp) != d:
+            raise ValueError(f"Split: sizes {sp} do not split dim {d} into {n} outputs")
+        idx = np.cumsum(sp[:-1]).tolist()
+        return tuple(np.split(x, idx, axis=ax))
+    return run
+
+
+def _slice_index(ndim, starts, ends, axes, steps):
+    sl = [slice(None)] * ndim
+    if axes is None:
+        axes = range(len(starts))
+    if steps is None:
+        steps = [1] * len(starts)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise ValueError("Slice: starts, ends, axes and steps differ in length")
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        a = _axis(a, ndim)
+        if st == 0:
+            raise ValueError("Slice: step 0")
+        # Python's slice clamping is exactly ONNX's (incl. negative steps) when given the raw values
+        sl[a] = slice(s, e, st)
+    return tuple(sl)
+
+
+@register("Slice", shape_inputs=(1, 2, 3, 4))
+def slice_(ctx: NodeCtx):
+    if ctx.version < 10:
+        starts, ends = _ints(ctx.attr("starts")), _ints(ctx.attr("ends"))
+        axes = _ints(ctx.attr("axes", None))
+        cache: dict = {}
+
+        def run1(x):
+            idx = cache.get(x.ndim)
+            if idx is None:
+                idx = cache[x.ndim] = _slice_index(x.ndim, starts, ends, axes, None)
+            return (x[idx],)
+        return run1
+    consts = [ctx.const(i) for i in range(1, 5)]
+    all_const = all(consts[i] is not None or not ctx.has_input(i + 1) for i in range(4))
+    if all_const:
+        starts, ends, axes, steps = (_ints(c) for c in consts)
+        cache = {}
+
+        def run_c(x, *rest):
+            idx = cache.get(x.ndim)
+            if idx is None:
+                idx = cache[x.ndim] = _slice_index(x.ndim, starts, ends, axes, steps)
+            return (x[idx],)
+        return run_c
+
+    def run(x, starts, ends, axes=None, steps=None):
+        return (x[_slice_index(x.ndim, _ints(starts), _ints(ends), _ints(axes), _ints(steps))],)
+    return run
+
+
+@register("Squeeze", shape_inputs=(1,))
+def squeeze(ctx: NodeCtx):
+    if ctx.version < 13:
+        axes = _ints(ctx.attr("axes", None))
+        dyn = False
+    else:
+        axes = _ints(ctx.const(1))
+        dyn = ctx.has_input(1) and axes is None
+
+    def run(x, a=None):
+        ax = _ints(a) if dyn else axes
+        if ax is None:
+            return (np.squeeze(x),)
+        ax = tuple(_axis(i, x.ndim) for i in ax)
+        for i in ax:
+            if x.shape[i] != 1:
+                raise ValueError(f"Squeeze: dim {i} of shape {list(x.shape)} is not 1")
+        return (np.squeeze(x, axis=ax),)
+    return run
+
+
+@register("Unsqueeze", shape_inputs=(1,))
+def unsqueeze(ctx: NodeCtx):
+    if ctx.version < 13:
+        axes = _ints(ctx.attr("axes"))
+        dyn = False
+    else:
+        axes = _ints(ctx.const(1))
+        dyn = axes is None
+    cache: dict = {}
+
+    def run(x, a=None):
+        if dyn:
+            ax = _ints(a)
+            r = x.ndim + len(ax)
+            ax = [_axis(i, r) for i in ax]
+        else:
+            ax = cache.get(x.ndim)
+            if ax is None:
+                r = x.ndim + len(axes)
+                ax = [_axis(i, r) for i in axes]
+                if len(set(ax)) != len(ax):
+                    raise ValueError(f"Unsqueeze: repeated axes {axes}")
+                shape_pos = ax
+                cache[x.ndim] = ax = shape_pos
+        shape = list(x.shape)
+        for i in sorted(ax):
+            shape.insert(i, 1)
+        return (x.reshape(shape),)
+    return run
+
+
+@register("Flatten", shape_inputs=())
+def flatten(ctx: NodeCtx):
+    axis = int(ctx.attr("axis", 1))
+
+    def run(x):
+        a = axis + x.ndim if axis < 0 else axis
+        if not 0 <= a <= x.ndim:
+            raise ValueError(f"Flatten: axis {axis} out of range for rank {x.ndim}")
+        outer = 1
+        for d in x.shape[:a]:
+            outer *= d
+        inner = 1
+        for d in x.shape[a:]:
+            inner *= d
+        return (x.reshape(outer, inner),)
+    return run
+
+
+@register("Expand", shape_inputs=(1,))
+def expand(ctx: NodeCtx):
+    c = ctx.const(1)
+    shape_c = None if c is None else tuple(_ints(c))
+
+    def run(x, s):
+        shape = shape_c if shape_c is not None else tuple(_ints(s))
+        out = np.broadcast_shapes(x.shape, shape)
+        if out == x.shape:
+            return (x,)
+        return (np.broadcast_to(x, out),)
+    return run
+
+
+@register("Tile", shape_inputs=(1,))
+def tile(ctx: NodeCtx):
+    if ctx.version < 6:
+        raise Unsupported("Tile-1 (tiles/axis inputs) is not supported")
+
+    def run(x, reps):
+        r = _ints(reps)
+        if len(r) != x.ndim:
+            raise ValueError(f"Tile: repeats {r} do not match rank {x.ndim}")
+        return (np.tile(x, r),)
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ Pad
+
+def _pad(x, pads, mode, value, axes):
+    r = x.ndim
+    if axes is None:
+        axes = list(range(r))
+    else:
+        axes = [_axis(a, r) for a in axes]
+    if len(pads) != 2 * len(axes):
+        raise ValueError(f"Pad: {len(pads)} pads for {len(axes)} axes")
+    n = len(axes)
+    width = [(0, 0)] * r
+    crop = [slice(None)] * r
+    need_crop = False
+    for j, a in enumerate(axes):
+        b, e = pads[j], pads[j + n]
+        if b < 0 or e < 0:
+            need_crop = True
+            crop[a] = slice(-b if b < 0 else 0, x.shape[a] + e if e < 0 else x.shape[a])
+        width[a] = (max(b, 0), max(e, 0))
+    if need_crop:
+        x = x[tuple(crop)]
+    if not any(w != (0, 0) for w in width):
+        return x
+    if mode == "constant":
+        return np.pad(x, width, mode="constant", constant_values=value)
+    if mode in ("reflect", "edge", "wrap"):
+        for a, (b, e) in enumerate(width):
+            if (b or e) and x.shape[a] == 0:
+                raise ValueError(f"Pad: mode {mode} cannot pad an empty axis {a}")
+        return np.pad(x, width, mode=mode)
+    raise ValueError(f"Pad: unknown mode {mode!r}")
+
+
+@register("Pad", shape_inputs=(1, 2, 3))
+def pad(ctx: NodeCtx):
+    mode = ctx.attr_str("mode", "constant")
+    if mode not in ("constant", "reflect", "edge", "wrap"):
+        raise Unsupported(f"Pad mode {mode!r}")
+    if mode == "wrap" and ctx.version < 19:
+        raise Unsupported("Pad mode 'wrap' needs opset 19")
+    if ctx.version < 11:
+        pads = _ints(ctx.attr("pads" if ctx.version >= 2 else "paddings"))
+        value = float(ctx.attr("value", 0.0))
+
+        def run1(x):
+            return (_pad(x, pads, mode, x.dtype.type(value), None),)
+        return run1
+    pads_c = _ints(ctx.const(1))
+    axes_c = _ints(ctx.const(3))
+
+    def run(x, pads, cval=None, axes=None):
+        p = pads_c if pads_c is not None else _ints(pads)
+        a = axes_c if axes_c is not None else _ints(axes)
+        v = x.dtype.type(0) if cval is None or np.size(cval) == 0 else np.asarray(cval).reshape(-1)[0]
+        return (_pad(x, p, mode, v, a),)
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ gather/scatter
+
+@register("Gather", shape_inputs=())
+def gather(ctx: NodeCtx):
+    axis = int(ctx.attr("axis", 0))
+    ic = ctx.const(1)
+    if ic is not None and ic.ndim == 0:
+        i0 = int(ic)
+
+        def run_s(x, idx):
+            a = axis + x.ndim if axis < 0 else axis
+            d = x.shape[a]
+            if not -d <= i0 < d:
+                raise IndexError(f"Gather: index {i0} out of range for dim {d}")
+            return (x[(slice(None),) * a + (i0,)],)
+        return run_s
+
+    def run(x, idx):
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"Gather: indices must be integers, got {idx.dtype}")
+        return (np.take(x, idx, axis=axis),)
+    return run
+
+
+def _full_index(idx, axis):
+    """Index tuple for element-wise gather/scatter along `axis` (idx: normalized indices)."""
+    r = idx.ndim
+    out = []
+    for d in range(r):
+        if d == axis:
+            out.append(idx)
+        else:
+            sh = [1] * r
+            sh[d] = idx.shape[d]
+            out.append(np.arange(idx.shape[d]).reshape(sh))
+    return tuple(out)
+
+
+def _norm_idx(idx, dim, what):
+    idx = np.asarray(idx)
+    if idx.size:
+        lo, hi = idx.min(), idx.max()
+        if lo < -dim or hi >= dim:
+            raise IndexError(f"{what}: index out of range [{-dim}, {dim - 1}]")
+    return np.where(idx < 0, idx + dim, idx)
+
+
+@register("GatherElements", shape_inputs=())
+def gather_elements(ctx: NodeCtx):
+    axis = int(ctx.attr("axis", 0))
+
+    def run(x, idx):
+        a = _axis(axis, x.ndim)
+        if idx.ndim != x.ndim:
+            raise ValueError("GatherElements: indices and data differ in rank")
+        i = _norm_idx(idx, x.shape[a], "GatherElements")
+        return (x[_full_index(i, a)],)
+    return run
+
+
+@register("GatherND", shape_inputs=())
+def gather_nd(ctx: NodeCtx):
+    bd = int(ctx.attr("batch_dims", 0))
+
+    def run(x, idx):
+        k = idx.shape[-1]
+        if bd + k > x.ndim:
+            raise ValueError("GatherND: indices.shape[-1] + batch_dims exceeds the data rank")
+        bshape = x.shape[:bd]
+        B = int(np.prod(bshape, dtype=np.int64))
+        rest = x.shape[bd + k:]
+        xr = x.reshape((B,) + x.shape[bd:])
+        ir = idx.reshape(B, -1, k)
+        cols = [np.arange(B).reshape(B, 1)]
+        for j in range(k):
+            cols.append(_norm_idx(ir[..., j], x.shape[bd + j], "GatherND"))
+        out = xr[tuple(cols)]
+        return (out.reshape(idx.shape[:-1] + rest),)
+    return run
+
+
+_UFUNC = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+
+
+def _reduction(ctx: NodeCtx):
+    red = ctx.attr_str("reduction", "none")
+    if red not in ("none", "add", "mul", "max", "min"):
+        raise Unsupported(f"{ctx.op_type}: reduction {red!r}")
+    return red
+
+
+def _scatter(out, index, updates, red):
+    if red == "none":
+        out[index] = updates
+    else:
+        _UFUNC[red].at(out, index, updates)
+
+
+@register("ScatterND", shape_inputs=())
+def scatter_nd(ctx: NodeCtx):
+    red = _reduction(ctx)
+
+    def run(x, idx, upd):
+        k = idx.shape[-1]
+        if k > x.ndim:
+            raise ValueError("ScatterND: indices.shape[-1] exceeds the data rank")
+        out = x.copy()
+        ir = idx.reshape(-1, k)
+        cols = tuple(_norm_idx(ir[:, j], x.shape[j], "ScatterND") for j in range(k))
+        u = upd.reshape((ir.shape[0],) + x.shape[k:])
+        _scatter(out, cols, u, red)
+        return (out,)
+    return run
+
+
+@register("ScatterElements", "Scatter", shape_inputs=())
+def scatter_elements(ctx: NodeCtx):
+    red = _reduction(ctx)
+    axis = int(ctx.attr("axis", 0))
+
+    def run(x, idx, upd):
+        a = _axis(axis, x.ndim)
+        if idx.shape != upd.shape or idx.ndim != x.ndim:
+            raise ValueError("ScatterElements: indices and updates must have the same shape and data's rank")
+        out = x.copy()
+        i = _norm_idx(idx, x.shape[a], ctx_name)
+        _scatter(out, _full_index(i, a), upd, red)
+        return (out,)
+    ctx_name = ctx.op_type
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ shape info
+
+@register("Shape", shape_inputs=(), shape_only=True)
+def shape(ctx: NodeCtx):
+    start = int(ctx.attr("start", 0)) if ctx.version >= 15 else 0
+    end = ctx.attr("end", None) if ctx.version >= 15 else None
+
+    def run(x):
+        s = x.shape
+        r = len(s)
+        b = min(max(start + r if start < 0 else start, 0), r)
+        e = r if end is None else min(max(end + r if end < 0 else end, 0), r)
+        return (np.array(s[b:e], dtype=np.int64),)
+    return run
+
+
+@register("Size", shape_inputs=(), shape_only=True)
+def size(ctx: NodeCtx):
+    def run(x):
+        return (np.array(x.size, dtype=np.int64),)
+    return run
+
+
+@register("ConstantOfShape", shape_inputs=(0,))
+def constant_of_shape(ctx: NodeCtx):
+    v = ctx.attr("value", None)
+    if v is None:
+        val = np.zeros((), dtype=np.float32)
+    else:
+        val = np.asarray(v).reshape(-1)
+        if val.size != 1:
+            raise Unsupported("ConstantOfShape: value must hold one element")
+        val = val[0]
+        dt = np.asarray(v).dtype
+        val = np.asarray(val, dtype=dt)
+
+    def run(s):
+        return (np.full(_ints(s), val, dtype=val.dtype),)
+    return run
+
+
+@register("Range", shape_inputs=(0, 1, 2))
+def range_(ctx: NodeCtx):
+    def run(start, limit, delta):
+        dt = np.asarray(start).dtype
+        s, l, d = (np.asarray(v).reshape(-1)[0] for v in (start, limit, delta))
+        if d == 0:
+            raise ValueError("Range: delta is 0")
+        n = max(int(np.ceil((float(l) - float(s)) / float(d))), 0)
+        if dt.kind in "iu":
+            out = (s + np.arange(n, dtype=dt) * d).astype(dt, copy=False)
+        else:
+            out = np.arange(s, l, d).astype(dt, copy=False)
+            if out.size != n:
+                out = (s + np.arange(n, dtype=dt) * d).astype(dt, copy=False)
+        return (out,)
+    return run
+
+
+@register("EyeLike", shape_inputs=())
+def eye_like(ctx: NodeCtx):
+    k = int(ctx.attr("k", 0))
+    dt = ctx.attr("dtype", None)
+    dtype = None if dt is None else _onnx_dtype(dt)
+
+    def run(x):
+        if x.ndim != 2:
+            raise ValueError("EyeLike: input must be 2-D")
+        return (np.eye(x.shape[0], x.shape[1], k, dtype=dtype or x.dtype),)
+    return run
+
+
+@register("OneHot", shape_inputs=(1,))
+def one_hot(ctx: NodeCtx):
+    axis = int(ctx.attr("axis", -1))
+
+    def run(ind, depth, values):
+        d = int(np.asarray(depth).reshape(-1)[0])
+        v = np.asarray(values).reshape(-1)
+        ind = np.asarray(ind)
+        i = ind.astype(np.int64) if ind.dtype.kind == "f" else ind
+        i = np.where(i < 0, i + d, i)
+        r = ind.ndim + 1
+        a = _axis(axis, r)
+        hot = i[..., None] == np.arange(d)
+        out = np.where(hot, v[1], v[0]).astype(v.dtype, copy=False)
+        return (np.moveaxis(out, -1, a),)
+    return run
+
+
+@register("Trilu", shape_inputs=())
+def trilu(ctx: NodeCtx):
+    upper = int(ctx.attr("upper", 1))
+
+    def run(x, k=None):
+        kk = 0 if k is None else int(np.asarray(k).reshape(-1)[0])
+        if x.ndim < 2:
+            raise ValueError("Trilu: input must be at least 2-D")
+        return ((np.triu if upper else np.tril)(x, kk),)
+    return run
+
+
+@register("TopK", shape_inputs=(1,))
+def topk(ctx: NodeCtx):
+    axis = int(ctx.attr("axis", -1))
+    largest = int(ctx.attr("largest", 1)) if ctx.version >= 11 else 1
+    sorted_ = int(ctx.attr("sorted", 1)) if ctx.version >= 11 else 1  # unsorted output: sorted is a valid order
+    del sorted_
+    k_attr = int(ctx.attr("k")) if ctx.version < 10 else None
+
+    def run(x, k=None):
+        kk = k_attr if k_attr is not None else int(np.asarray(k).reshape(-1)[0])
+        a = _axis(axis, x.ndim)
+        if not 0 <= kk <= x.shape[a]:
+            raise ValueError(f"TopK: k={kk} out of range for dim {x.shape[a]}")
+        if largest:
+            if x.dtype.kind == "u":
+                key = ~x
+            elif x.dtype.kind == "b":
+                key = ~x
+            else:
+                key = -x.astype(np.float64) if x.dtype.kind == "f" else -x.astype(np.int64)
+        else:
+            key = x
+        order = np.argsort(key, axis=a, kind="stable")
+        idx = np.take(order, np.arange(kk), axis=a)
+        return (np.take_along_axis(x, idx, axis=a), idx.astype(np.int64, copy=False))
+    return run
+
+
+@register("NonZero")
+def nonzero(ctx: NodeCtx):
+    def run(x):
+        if x.ndim == 0:
+            return (np.zeros((0, 1 if x else 0), dtype=np.int64),)
+        return (np.array(np.nonzero(x), dtype=np.int64).reshape(x.ndim, -1),)
+    return run
+
+
+@register("Unique")
+def unique(ctx: NodeCtx):
+    sorted_ = int(ctx.attr("sorted", 1))
+    axis = ctx.attr("axis", None)
+
+    def run(x):
+        if axis is None:
+            y, ind, inv, cnt = np.unique(x.reshape(-1), return_index=True, return_inverse=True, return_counts=True)
+            a = 0
+        else:
+            a = _axis(int(axis), x.ndim)
+            y, ind, inv, cnt = np.unique(x, return_index=True, return_inverse=True, return_counts=True, axis=a)
+        inv = inv.reshape(-1)
+        if not sorted_:
+            order = np.argsort(ind, kind="stable")
+            rank = np.empty_like(order)
+            rank[order] = np.arange(order.size)
+            y = np.take(y, order, axis=a)
+            ind, cnt, inv = ind[order], cnt[order], rank[inv]
+        return (y, ind.astype(np.int64), inv.astype(np.int64), cnt.astype(np.int64))
+    return run
+
+
+@register("Compress")
+def compress(ctx: NodeCtx):
+    axis = ctx.attr("axis", None)
+
+    def run(x, cond):
+        c = np.asarray(cond).reshape(-1).astype(bool)
+        if axis is None:
+            return (np.compress(c, x.reshape(-1)),)
+        return (np.compress(c, x, axis=_axis(int(axis), x.ndim)),)
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ space/depth
+
+@register("DepthToSpace", shape_inputs=())
+def depth_to_space(ctx: NodeCtx):
+    b = int(ctx.attr("blocksize"))
+    mode = ctx.attr_str("mode", "DCR") if ctx.version >= 11 else "DCR"
+    if mode not in ("DCR", "CRD"):
+        raise Unsupported(f"DepthToSpace mode {mode!r}")
+
+    def run(x):
+        if x.ndim != 4:
+            raise ValueError("DepthToSpace: input must be 4-D")
+        n, c, h, w = x.shape
+        if c % (b * b):
+            raise ValueError(f"DepthToSpace: channels {c} not divisible by blocksize^2")
+        if mode == "DCR":
+            t = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+        else:
+            t = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+        return (t.reshape(n, c // (b * b), h * b, w * b),)
+    return run
+
+
+@register("SpaceToDepth", shape_inputs=())
+def space_to_depth(ctx: NodeCtx):
+    b = int(ctx.attr("blocksize"))
+    mode = ctx.attr_str("mode", "DCR")
+    if mode not in ("DCR", "CRD"):
+        raise Unsupported(f"SpaceToDepth mode {mode!r}")
+    perm = (0, 3, 5, 1, 2, 4) if mode == "DCR" else (0, 1, 3, 5, 2, 4)
+
+    def run(x):
+        if x.ndim != 4:
+            raise ValueError("SpaceToDepth: input must be 4-D")
+        n, c, h, w = x.shape
+        if h % b or w % b:
+            raise ValueError("SpaceToDepth: spatial dims not divisible by blocksize")
+        t = x.reshape(n, c, h // b, b, w // b, b).transpose(perm)
+        return (t.reshape(n, c * b * b, h // b, w // b),)
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ misc
+
+@register("Einsum", shape_inputs=())
+def einsum(ctx: NodeCtx):
+    eq = ctx.attr_str("equation").replace(" ", "")
+
+    def run(*xs):
+        out = np.einsum(eq, *xs, optimize=len(xs) > 2)
+        return (np.asarray(out, dtype=xs[0].dtype),)
+    return run
+
+
+@register("Dropout", shape_inputs=(), nondeterministic=True)
+def dropout(ctx: NodeCtx):
+    v = ctx.version
+    ratio_attr = float(ctx.attr("ratio", 0.5)) if v < 12 else None
+    seed = ctx.attr("seed", None)
+    want_mask = ctx.has_output(1)
+    if v < 7:
+        if int(ctx.attr("is_test", 0)) == 0:
+            raise Unsupported("Dropout before opset 7 in training mode (is_test=0)")
+
+    def run(x, ratio=None, training=None):
+        train = training is not None and bool(np.asarray(training).reshape(-1)[0])
+        if not train:
+            if not want_mask:
+                return (x, None)
+            mdt = x.dtype if v < 10 else np.bool_
+            return (x, np.ones(x.shape, dtype=mdt))
+        r = float(np.asarray(ratio).reshape(-1)[0]) if ratio is not None else (ratio_attr if ratio_attr is not None
+                                                                                 else 0.5)
+        mask = np.random.RandomState(seed).uniform(0, 1.0, x.shape) >= r  # the stream onnx's reference uses
+        scale = 1.0 / (1.0 - r) if r < 1 else 0.0
+        y = (x * mask * scale).astype(x.dtype, copy=False)
+        return (y, mask if want_mask else None)
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ Resize / Upsample
+# Resize is separable: the N-D result is a 1-D resize applied along each resized axis in turn. Each 1-D resize
+# maps output index y to a source coordinate x (coordinate_transformation_mode), then takes n taps around x with
+# weights from the interpolation kernel (edge-clamped indices), exactly as the spec's reference describes.
+
+_CTMS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
+         "tf_crop_and_resize", "tf_half_pixel_for_nn")
+_NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+
+
+def _src_coords(ctm, out_n, scale, in_n, roi):
+    y = np.arange(out_n, dtype=np.float64)
+    out_w = scale * in_n
+    if ctm == "align_corners":
+        return np.zeros(out_n) if out_w == 1 else y * (in_n - 1) / (out_w - 1)
+    if ctm == "asymmetric":
+        return y / scale
+    if ctm == "tf_crop_and_resize":
+        r0, r1 = roi
+        if out_w == 1:
+            x = np.full(out_n, (r1 - r0) * (in_n - 1) / 2)
+        else:
+            x = y * (r1 - r0) * (in_n - 1) / (out_w - 1)
+        return x + r0 * (in_n - 1)
+    if ctm == "pytorch_half_pixel":
+        return np.full(out_n, -0.5) if out_w == 1 else (y + 0.5) / scale - 0.5
+    if ctm == "half_pixel":
+        return (y + 0.5) / scale - 0.5
+    if ctm == "half_pixel_symmetric":
+        offset = in_n / 2 * (1 - out_n / out_w)
+        return offset + (y + 0.5) / scale - 0.5
+    if ctm == "tf_half_pixel_for_nn":
+        return (y + 0.5) / scale
+    raise ValueError(f"Resize: unknown coordinate_transformation_mode {ctm!r}")
+
+
+def _cubic_kernel(t, a):
+    t = np.abs(t)
+    t2, t3 = t * t, t * t * t
+    return np.where(t <= 1, (a + 2) * t3 - (a + 3) * t2 + 1,
+                    np.where(t < 2, a * t3 - 5 * a * t2 + 8 * a * t - 4 * a, 0.0))
+
+
+def _coeffs(mode, ratio, scale, a, antialias):
+    """(O, n) kernel weights for taps at offsets relative to the window start (see _window)."""
+    r = ratio[:, None]
+    if mode == "linear":
+        if antialias and scale < 1:
+            start = int(np.floor(-1 / scale) + 1)
+            args = (np.arange(start, 2 - start) - r) * scale
+            c = np.clip(1 - np.abs(args), 0, 1)
+            return c / c.sum(axis=1, keepdims=True)
+        return np.concatenate([1 - r, r], axis=1)
+    # cubic
+    if antialias and scale < 1:
+        start = int(np.floor(-2 / scale) + 1)
+        c = _cubic_kernel(scale * (np.arange(start, 2 - start) - r), a)
+        return c / c.sum(axis=1, keepdims=True)
+    return _cubic_kernel(np.concatenate([r + 1, r, 1 - r, 2 - r], axis=1), a)
+
+
+def _axis_table(mode, ctm, nearest_mode, a, excl, antialias, in_n, out_n, scale, roi):
+    """(indices (O, n), weights (O, n) or None, extrapolated mask or None) for one axis."""
+    x = _src_coords(ctm, out_n, scale, in_n, roi)
+    extra = None
+    if ctm == "tf_crop_and_resize":
+        extra = (x < 0) | (x > in_n - 1)
+        if not extra.any():
+            extra = None
+    xf = np.floor(x)
+    if mode == "nearest":
+        frac = x - xf
+        if nearest_mode == "round_prefer_floor":
+            up = frac > 0.5
+        elif nearest_mode == "round_prefer_ceil":
+            up = frac >= 0.5
+        elif nearest_mode == "floor":
+            up = np.zeros(out_n, dtype=bool)
+        else:
+            up = frac > 0
+        idx = np.clip(xf + up, 0, in_n - 1).astype(np.intp)
+        return idx[:, None], None, extra
+    ratio = np.where(x == xf, 1.0, x - xf)
+    w = _coeffs(mode, ratio, scale, a, antialias)
+    n = w.shape[1]
+    if n % 2 == 0:
+        off = np.where(x == xf, -(n // 2), -(n // 2) + 1)
+    else:
+        off = np.where(x - xf <= 0.5, -((n - 1) // 2), -((n - 1) // 2) + 1)
+    taps = (xf.astype(np.int64) + off)[:, None] + np.arange(n)
+    if excl:
+        w = np.where((taps < 0) | (taps >= in_n), 0.0, w)
+        s = w.sum(axis=1, keepdims=True)
+        w = w / np.where(s == 0, 1.0, s)
+    return np.clip(taps, 0, in_n - 1).astype(np.intp), w, extra
+
+
+def _resize_axis(data, axis, table, extrap, cdt):
+    idx, w, extra = table
+    if w is None:
+        out = np.take(data, idx[:, 0], axis=axis)
+    else:
+        shp = [1] * data.ndim
+        shp[axis] = -1
+        out = None
+        for k in range(idx.shape[1]):
+            term = np.take(data, idx[:, k], axis=axis) * w[:, k].astype(cdt).reshape(shp)
+            out = term if out is None else out + term
+        if out is None:
+            out = np.take(data, idx[:, 0], axis=axis)
+    if extra is not None:
+        shp = [1] * data.ndim
+        shp[axis] = -1
+        out = np.where(extra.reshape(shp), np.asarray(extrap, dtype=out.dtype), out)
+    return out
+
+
+class _ResizeSpec:
+    def __init__(self, mode, ctm, nearest_mode, a, excl, extrap, antialias, policy):
+        self.mode, self.ctm, self.nearest_mode, self.a = mode, ctm, nearest_mode, a
+        self.excl, self.extrap, self.antialias, self.policy = excl, extrap, antialias, policy
+        self.cache: dict = {}
+
+    def run(self, x, scales, sizes, roi, axes):
+        r = x.ndim
+        axes = list(range(r)) if axes is None else [_axis(a, r, "Resize axis") for a in axes]
+        n = len(axes)
+        if roi is not None:
+            roi = [float(v) for v in np.asarray(roi).reshape(-1)]
+            if not roi:
+                roi = None
+            elif len(roi) != 2 * n:
+                raise ValueError(f"Resize: roi has {len(roi)} values, expected {2 * n}")
+        if self.ctm == "tf_crop_and_resize" and roi is None:
+            raise ValueError("Resize: coordinate_transformation_mode tf_crop_and_resize needs roi")
+        if sizes is not None:
+            sizes = _ints(sizes)
+            if len(sizes) != n:
+                raise ValueError(f"Resize: sizes has {len(sizes)} values for {n} axes")
+            sc = [sizes[i] / x.shape[a] if x.shape[a] else 1.0 for i, a in enumerate(axes)]
+            if self.policy != "stretch":
+                s = min(sc) if self.policy == "not_larger" else max(sc)
+                sc = [s] * n
+                sizes = [int(s * x.shape[a] + 0.5) for a in axes]
+        elif scales is not None:
+            sc = [float(v) for v in np.asarray(scales).reshape(-1)]
+            if len(sc) != n:
+                raise ValueError(f"Resize: scales has {len(sc)} values for {n} axes")
+            if any(s <= 0 for s in sc):
+                raise ValueError(f"Resize: scales must be positive, got {sc}")
+            sizes = [int(np.floor(s * x.shape[a])) for s, a in zip(sc, axes)]
+        else:
+            raise ValueError("Resize: neither scales nor sizes is given")
+        cdt = x.dtype if x.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+        y = x if x.dtype == cdt else x.astype(cdt)
+        for i, a in enumerate(axes):
+            in_n, out_n, s = x.shape[a], sizes[i], sc[i]
+            rp = None if roi is None else (roi[i], roi[n + i])
+            if abs(s - 1.0) < 1e-9 and out_n == in_n and (rp is None or (rp[0] == 0.0 and rp[1] == 1.0)):
+                continue
+            if out_n == 0 or in_n == 0:
+                shp = list(y.shape)
+                shp[a] = out_n
+                if out_n and not in_n:
+                    raise ValueError("Resize: cannot resize an empty axis to a non-empty one")
+                y = np.zeros(shp, dtype=cdt)
+                continue
+            key = (in_n, out_n, s, rp)
+            t = self.cache.get(key)
+            if t is None:
+                t = _axis_table(self.mode, self.ctm, self.nearest_mode, self.a, self.excl, self.antialias, in_n,
+                                out_n, s, rp)
+                if len(self.cache) < 64:
+                    self.cache[key] = t
+            y = _resize_axis(y, a, t, self.extrap, cdt)
+        if y.dtype == x.dtype:
+            return y
+        if x.dtype.kind in "iu":
+            info = np.iinfo(x.dtype)
+            return np.clip(np.round(y), info.min, info.max).astype(x.dtype)
+        return y.astype(x.dtype)
+
+
+@register("Resize", shape_inputs=(1, 2, 3))
+def resize(ctx: NodeCtx):
+    v = ctx.version
+    mode = ctx.attr_str("mode", "nearest")
+    if mode not in ("nearest", "linear", "cubic") or (v < 11 and mode == "cubic"):
+        raise Unsupported(f"Resize mode {mode!r} at opset {v}")
+    if v < 11:
+        ctm, nearest_mode = "asymmetric", "floor"
+    else:
+        ctm = ctx.attr_str("coordinate_transformation_mode", "half_pixel")
+        nearest_mode = ctx.attr_str("nearest_mode", "round_prefer_floor")
+    if ctm not in _CTMS or (ctm == "tf_half_pixel_for_nn" and v >= 13) or \
+            (ctm == "half_pixel_symmetric" and v < 19):
+        raise Unsupported(f"Resize coordinate_transformation_mode {ctm!r} at opset {v}")
+    if nearest_mode not in _NEAREST_MODES:
+        raise Unsupported(f"Resize nearest_mode {nearest_mode!r}")
+    antialias = int(ctx.attr("antialias", 0)) if v >= 18 else 0
+    if antialias and mode == "nearest":
+        raise Unsupported("Resize: antialias is defined for linear and cubic modes only")
+    policy = ctx.attr_str("keep_aspect_ratio_policy", "stretch") if v >= 18 else "stretch"
+    if policy not in ("stretch", "not_larger", "not_smaller"):
+        raise Unsupported(f"Resize keep_aspect_ratio_policy {policy!r}")
+    axes = _ints(ctx.attr("axes", None)) if v >= 18 else None
+    spec = _ResizeSpec(mode, ctm, nearest_mode, float(ctx.attr("cubic_coeff_a", -0.75)),
+                       int(ctx.attr("exclude_outside", 0)), float(ctx.attr("extrapolation_value", 0.0)),
+                       antialias, policy)
+    if v < 11:
+        def run10(x, scales):
+            return (spec.run(x, scales, None, None, None),)
+        return run10
+    if policy != "stretch" and ctx.has_input(2) and not ctx.has_input(3):
+        pass  # the policy only applies to sizes; with scales it is ignored
+
+    def run(x, roi=None, scales=None, sizes=None):
+        if sizes is not None and np.size(sizes) == 0:
+            sizes = None
+        if scales is not None and np.size(scales) == 0:
+            scales = None
+        if sizes is not None and scales is not None:
+            raise ValueError("Resize: only one of scales and sizes may be given")
+        return (spec.run(x, scales, sizes, roi if ctm == "tf_crop_and_resize" else None, axes),)
+    return run
+
+
+@register("Upsample", shape_inputs=(1,))
+def upsample(ctx: NodeCtx):
+    v = ctx.version
+    mode = ctx.attr_str("mode", "nearest")
+    if mode == "bilinear":
+        mode = "linear"
+    if mode not in ("nearest", "linear"):
+        raise Unsupported(f"Upsample mode {mode!r}")
+    spec = _ResizeSpec(mode, "asymmetric", "floor", -0.75, 0, 0.0, 0, "stretch")
+    if v < 9:
+        scales = ctx.attr("scales", None)
+        if scales is None:
+            if v < 7 and ctx.has_attr("height_scale"):
+                raise Unsupported("Upsample-1 (height_scale/width_scale) is not supported")
+            raise Unsupported("Upsample needs a scales attribute")
+        sc = [float(s) for s in scales]
+
+        def run7(x):
+            return (spec.run(x, sc, None, None, None),)
+        return run7
+
+    def run(x, scales):
+        return (spec.run(x, scales, None, None, None),)
+    return run
