@@ -181,7 +181,7 @@ def fuse_matmul_add(graph: Graph) -> None:
     uses = _Uses(graph)
     drop = set()
     for mm in list(graph.nodes):
-        if mm.domain != "" or mm.op_type != "MatMul" or id(mm) in drop:
+        if mm.domain != "" or mm.op_type != "MatMul" or id(mm) in drop or not _arity(mm, 2):
             continue
         w = _const(graph, mm.inputs[1])
         if w is None or w.ndim != 2 or w.dtype != np.float32:
