@@ -459,11 +459,11 @@ class Session:
         sig = []
         for s, v in zip(plan.input_slots, values):
             env[s] = v
-            sig.append((v.dtype.num, v.shape) if v is not None else None)
+            sig.append((v.dtype.num, v.shape) if isinstance(v, np.ndarray) else None if v is None else False)
         for s, v in plan.default_slots.items():
             if env[s] is None:
                 env[s] = v
-        if self.options.specialize_shapes:
+        if self.options.specialize_shapes and False not in sig:  # sequences/optionals: no shape signature
             spec = plan.specialized(tuple(sig), env)
             if spec is not None:
                 template, program = spec
