@@ -302,7 +302,7 @@ def _inline(node: onnx.NodeProto, fn: onnx.FunctionProto, counter: list[int], sc
     def outer(x: str) -> str:
         return rename.get(x, prefix + x)
 
-    def attr(a: onnx.AttributeProto) -> onnx.AttributeProto | None:
+    def attr(a: onnx.AttributeProto, resolve) -> onnx.AttributeProto | None:
         if a.ref_attr_name:
             src = given.get(a.ref_attr_name) or defaults.get(a.ref_attr_name)
             if src is None:
@@ -314,13 +314,13 @@ def _inline(node: onnx.NodeProto, fn: onnx.FunctionProto, counter: list[int], sc
         if a.type == onnx.AttributeProto.GRAPH:
             b = onnx.AttributeProto()
             b.CopyFrom(a)
-            b.g.CopyFrom(subgraph(a.g, outer))
+            b.g.CopyFrom(subgraph(a.g, resolve))
             return b
         if a.type == onnx.AttributeProto.GRAPHS:
             b = onnx.AttributeProto()
             b.CopyFrom(a)
             del b.graphs[:]
-            b.graphs.extend(subgraph(g, outer) for g in a.graphs)
+            b.graphs.extend(subgraph(g, resolve) for g in a.graphs)
             return b
         return a
 
@@ -333,28 +333,28 @@ def _inline(node: onnx.NodeProto, fn: onnx.FunctionProto, counter: list[int], sc
         out.CopyFrom(g)
         del out.node[:]
         for gn in g.node:
-            out.node.append(convert(gn, name, name))
+            out.node.append(convert(gn, name))
         for o in out.output:
             o.name = name(o.name)
         return out
 
-    def convert(fnode: onnx.NodeProto, in_name, out_name) -> onnx.NodeProto:
+    def convert(fnode: onnx.NodeProto, resolve) -> onnx.NodeProto:
         n = onnx.NodeProto()
         n.CopyFrom(fnode)
         del n.input[:]
         del n.output[:]
-        n.input.extend(in_name(x) for x in fnode.input)
-        n.output.extend(out_name(x) for x in fnode.output)
+        n.input.extend(resolve(x) for x in fnode.input)
+        n.output.extend(resolve(x) for x in fnode.output)
         del n.attribute[:]
         for a in fnode.attribute:
-            b = attr(a)
+            b = attr(a, resolve)
             if b is not None:
                 n.attribute.append(b)
         return n
 
     out = []
     for fnode in fn.node:
-        n = convert(fnode, outer, outer)
+        n = convert(fnode, outer)
         n.name = prefix + (fnode.name or fnode.op_type)
         out.append(n)
     return out
