@@ -28,6 +28,7 @@ import model_zoo as mz  # noqa: E402
 import tolerances as tol  # noqa: E402
 
 import engine  # noqa: E402
+from engine.testing import quick  # noqa: E402
 
 FAMILIES = sorted(mz.FAMILIES)
 _MODELS: dict[str, onnx.ModelProto] = {}
@@ -133,6 +134,7 @@ def test_control_flow_inputs_take_both_branches():
     assert sums[0] > 0 > sums[1]
 
 
+@pytest.mark.skipif(quick(), reason="ENGINE_TEST_QUICK=1: this checks onnxruntime itself, not engine")
 @pytest.mark.parametrize("family", sorted(set(FAMILIES) - {"qdq"}))
 def test_onnxruntime_optimizations_keep_float_models(family):
     m = model(family)
@@ -142,6 +144,13 @@ def test_onnxruntime_optimizations_keep_float_models(family):
 
 
 # --- engine against onnxruntime ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_engine_supports_every_node(family):
+    """engine.check lists no unsupported node (separates 'cannot run' from 'runs and disagrees' below)."""
+    problems = engine.check(model(family))
+    assert not problems, f"{family}: " + "; ".join(str(p) for p in problems)
+
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_engine_run_agrees_with_onnxruntime(family):
@@ -177,8 +186,12 @@ def test_onnxruntime_call_form(family):
     sess = engine.Session(m)
     assert [i.name for i in sess.inputs] == [i.name for i in ref_sess.get_inputs()]
     assert [o.name for o in sess.outputs] == [o.name for o in ref_sess.get_outputs()]
+    for i, ri in zip(list(sess.inputs) + list(sess.outputs), ref_sess.get_inputs() + ref_sess.get_outputs()):
+        assert i.type == ri.type, (i.name, i.type, ri.type)
     for i, ri in zip(sess.inputs, ref_sess.get_inputs()):
         assert len(i.shape) == len(ri.shape), (i.name, i.shape, ri.shape)
+        assert [d if isinstance(d, int) else None for d in i.shape] == \
+            [d if isinstance(d, int) else None for d in ri.shape], (i.name, i.shape, ri.shape)
     out = sess.run(None, feeds)
     assert isinstance(out, list) and len(out) == len(ref)
     assert_agree(family, dict(zip(ref, out)), ref, "Session.run(None, feed)")
