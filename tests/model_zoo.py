@@ -409,7 +409,7 @@ def build_vgg(widths=(8, 16, 32), convs=(1, 2, 2), image=32, fc=64, num_classes=
 def build_yolo(width=8, image=64, num_classes=4, anchors=3, seed=8, opset=DEFAULT_OPSET):
     """YOLOv5-style: Conv-BN-SiLU backbone, SPPF (chained MaxPool 5x5 + Concat), nearest Resize x2 + Concat neck,
     two detect heads decoded in the graph (Reshape, Transpose, Sigmoid, Slice, Pow, grid and anchor constants,
-    Concat) into one (1, boxes, 5 + classes) output."""
+    Concat) into boxes (1, N, 4) in pixels and scores (1, N, 1 + classes)."""
     g = _G("yolo", seed, opset)
     w = width
     x = g.input("images", FLOAT, [1, 3, image, image])
@@ -442,7 +442,10 @@ def build_yolo(width=8, image=64, num_classes=4, anchors=3, seed=8, opset=DEFAUL
         wh = g.op("Mul", [g.op("Pow", [g.op("Mul", [wh, g.f32(2.0)]), g.f32(2.0)]), g.f32(anc)])
         y = g.op("Concat", [xy, wh, rest], axis=-1)
         outs.append(g.op("Reshape", [y, g.i64([1, -1, no])]))
-    g.output(g.op("Concat", outs, axis=1), "detections")
+    det = g.op("Concat", outs, axis=1)                                               # (1, boxes, 5 + classes)
+    # two outputs, as split exports give them (pixel boxes next to 0..1 scores would hide score errors)
+    g.output(g.op("Slice", [det, g.i64([0]), g.i64([4]), g.i64([2])]), "boxes")
+    g.output(g.op("Slice", [det, g.i64([4]), g.i64([no]), g.i64([2])]), "scores")
     return g.build()
 
 
@@ -550,7 +553,7 @@ def build_ocr_det(width=8, seed=11, opset=DEFAULT_OPSET):
     x = g.op("ConvTranspose", [x, g.const(wt, "w"), g.f32(g.rng.normal(0, 0.05, f // 4))], kernel_shape=[2, 2],
              strides=[2, 2])
     x = g.act(g.bn(x, f // 4), "relu")
-    wt = g.he((f // 4, 1, 2, 2), f // 4 * 4, gain=1.0)
+    wt = g.he((f // 4, 1, 2, 2), f // 4 * 4, gain=200.0)  # spread the logits: a map of ~0.5s tests little
     x = g.op("ConvTranspose", [x, g.const(wt, "w"), g.f32([0.0])], kernel_shape=[2, 2], strides=[2, 2])
     g.output(g.op("Sigmoid", [x]), "prob_map")
     return g.build()
