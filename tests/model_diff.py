@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import os
 import sys
 
@@ -21,6 +22,8 @@ import onnx
 from onnx import helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if importlib.util.find_spec("engine") is None:  # run as a script from a source checkout: the in-place build
+    sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import model_zoo as mz  # noqa: E402
 import tolerances as tol  # noqa: E402
 
