@@ -24,7 +24,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from engine import ops as _ops
+from engine import ops as _ops  # noqa: F401  (registers the ops)
+from engine._C._kernels import execute_plan as _execute_plan
 from engine.errors import InvalidInputError, ModelLoadError, RunError, UnsupportedModelError
 from engine.ir import Graph, Node, TensorType, ValueInfo
 from engine.loader import load
@@ -224,21 +225,16 @@ class _Plan:
         return [(st.fn, st.ins, st.outs, tuple(frees[i]), st) for i, st in enumerate(steps)]
 
     # ------------------------------------------------------------------------------------------ execution
-    def execute(self, env: list, program: list) -> None:
-        i = 0
+    @staticmethod
+    def execute(env: list, program: list) -> None:
         try:
-            for i, (fn, ins, outs, frees, _) in enumerate(program):
-                res = fn(*[env[s] if s >= 0 else None for s in ins])
-                for s, v in zip(outs, res):
-                    if s >= 0:
-                        env[s] = v
-                for s in frees:
-                    env[s] = None
-        except (RunError, InvalidInputError):
-            raise
-        except MemoryError:
+            _execute_plan(env, program)
+        except (RunError, InvalidInputError, MemoryError, KeyboardInterrupt):
             raise
         except Exception as e:
+            i = getattr(e, "_engine_step", None)
+            if i is None or not 0 <= i < len(program):
+                raise
             node = program[i][4].node
             raise RunError(f"node {node.label()} failed: {type(e).__name__}: {e}") from e
 
