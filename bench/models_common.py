@@ -1,0 +1,117 @@
+"""Shared by bench_models.py and compare_models.py: the benchmark models, sessions for engine and onnxruntime, the
+output check done before any timing.
+
+The models come from tests/model_zoo.py (onnx.helper builders with fixed seeds, nothing downloaded):
+BENCH_MODELS holds the full sizes (ResNet-18 224x224, MobileNetV2 224x224, BERT-small 4 layers x 512 hidden x 8
+heads at sequence 128 with a 30522-token vocabulary, and the ~470-node voice-activity model), BENCH_MODELS_QUICK
+small stand-ins of the same families for smoke runs (ENGINE_BENCH_QUICK=1 or --quick).
+
+Run from the repository root. Importing this module puts tests/ on sys.path (for model_zoo and tolerances) and,
+when engine is not installed, the repository root (the in-place build).
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT / "tests") not in sys.path:
+    sys.path.insert(1, str(ROOT / "tests"))
+if importlib.util.find_spec("engine") is None:  # source checkout: use the in-place build
+    sys.path.insert(1, str(ROOT))
+
+import model_zoo as mz  # noqa: E402
+import numpy as np  # noqa: E402
+import tolerances as tol  # noqa: E402
+
+WHAT = {
+    "resnet18": "ResNet-18, 1x3x224x224, 1000 classes (BatchNormalization unfused in the file)",
+    "mobilenetv2": "MobileNetV2 1.0, 1x3x224x224, 1000 classes",
+    "bert_small": "BERT-small encoder: 4 layers, hidden 512, 8 heads, FFN 2048, batch 1, seq 128",
+    "vad": "voice-activity model: ~470 tiny nodes (STFT Conv1d, Slice/Concat, GRU, unrolled GRU cell), 512 samples",
+}
+
+
+def quick_from_env() -> bool:
+    return os.environ.get("ENGINE_BENCH_QUICK", "") not in ("", "0")
+
+
+def specs(quick: bool) -> dict:
+    """name -> (family, build kwargs, input dims)."""
+    return mz.BENCH_MODELS_QUICK if quick else mz.BENCH_MODELS
+
+
+@functools.lru_cache(maxsize=None)
+def load(name: str, quick: bool):
+    """(model bytes, feeds) of a benchmark model; built once per process (full sizes take a second or two)."""
+    family, kwargs, dims = specs(quick)[name]
+    model = mz.build(family, **kwargs)
+    feeds = mz.make_inputs(family, model, 0, **dims)
+    return model.SerializeToString(), feeds
+
+
+def ort_session(model_bytes: bytes, threads: int):
+    """onnxruntime as its users run it: all graph optimizations, `threads` intra-op threads, one inter-op thread,
+    sequential execution. Raises ImportError when onnxruntime is not installed."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+
+
+def engine_session(model_bytes: bytes, threads: int):
+    """An engine.Session with the pool at `threads` (engine.set_num_threads is process-wide: callers that time
+    several thread counts set it again before each)."""
+    import engine
+
+    engine.set_num_threads(threads)
+    return engine.Session(model_bytes)
+
+
+def ort_fn(sess, feeds):
+    return lambda: sess.run(None, feeds)
+
+
+def engine_fn(sess, feeds):
+    return lambda: sess.run(feeds)
+
+
+def check_outputs(name: str, engine_out: dict, ort_out: list, ort_names: list) -> float:
+    """engine's outputs against onnxruntime's (same run, before timing): max relative error per output within
+    tolerances.MODEL_FP32_REL and identical argmax for classifier outputs. Returns the largest error."""
+    worst = 0.0
+    family = specs(False).get(name, specs(True).get(name))[0]
+    for oname, ref in zip(ort_names, ort_out):
+        got = np.asarray(engine_out[oname], np.float64)
+        ref = np.asarray(ref, np.float64)
+        if got.shape != ref.shape:
+            raise AssertionError(f"{name} {oname}: engine shape {got.shape}, onnxruntime {ref.shape}")
+        err = float(np.abs(got - ref).max() / max(np.abs(ref).max(), tol.MODEL_TINY))
+        if not err <= tol.MODEL_FP32_REL:
+            raise AssertionError(f"{name} {oname}: max relative error {err:.3g} > {tol.MODEL_FP32_REL}")
+        if oname in mz.CLASSIFIER_OUTPUTS.get(family, ()) and not np.array_equal(got.argmax(-1), ref.argmax(-1)):
+            raise AssertionError(f"{name} {oname}: argmax differs from onnxruntime's")
+        worst = max(worst, err)
+    return worst
+
+
+def describe_unsupported(err) -> str:
+    """'N nodes: Conv x12, Relu x8 (op not implemented by engine)...' from an engine.UnsupportedModelError."""
+    import collections
+
+    problems = getattr(err, "problems", None)
+    if not problems:
+        return " ".join(str(err).split())[:300]
+    by_reason: dict = {}
+    for p in problems:
+        by_reason.setdefault(p.reason, collections.Counter())[p.op_type] += 1
+    return f"{len(problems)} node(s): " + "; ".join(
+        f"{reason}: " + ", ".join(f"{op} x{n}" if n > 1 else op for op, n in ops.most_common())
+        for reason, ops in by_reason.items())
