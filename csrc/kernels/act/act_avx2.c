@@ -36,7 +36,11 @@ static inline __m256 act_avx2(__m256 x, int kind, __m256 p0, __m256 p1) {
       break;
     }
     case ENG_ACT_SOFTPLUS: y = softplus_avx2(x); break;
-    case ENG_ACT_EXP: y = exp_avx2(x); break;
+    case ENG_ACT_EXP: { /* exp_avx2 gives +inf above 88.376; exp(x/2)^2 covers the top of the float range */
+      __m256 h = exp_avx2(_mm256_mul_ps(x, _mm256_set1_ps(0.5f)));
+      y = _mm256_blendv_ps(exp_avx2(x), _mm256_mul_ps(h, h), _mm256_cmp_ps(x, _mm256_set1_ps(88.0f), _CMP_GT_OQ));
+      break;
+    }
     default: return x;
   }
   return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q)); /* the range clamps would eat NaN */

@@ -37,7 +37,11 @@ static inline __m512 act_avx512(__m512 x, int kind, __m512 p0, __m512 p1) {
       break;
     }
     case ENG_ACT_SOFTPLUS: y = softplus_avx512(x); break;
-    case ENG_ACT_EXP: y = exp_avx512(x); break;
+    case ENG_ACT_EXP: { /* exp_avx512 gives +inf above 88.376; exp(x/2)^2 covers the top of the float range */
+      __m512 h = exp_avx512(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)));
+      y = _mm512_mask_mov_ps(exp_avx512(x), _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.0f), _CMP_GT_OQ), _mm512_mul_ps(h, h));
+      break;
+    }
     default: return x;
   }
   return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x); /* the range clamps would eat NaN */

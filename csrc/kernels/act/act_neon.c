@@ -39,7 +39,11 @@ static inline float32x4_t act_neon(float32x4_t x, int kind, float32x4_t p0, floa
     case ENG_ACT_TANH: y = tanh_neon(x); break;
     case ENG_ACT_ELU: y = vbslq_f32(vcltzq_f32(x), vmulq_f32(p0, expm1_neg_neon(vminq_f32(x, vdupq_n_f32(0.0f)))), x); break;
     case ENG_ACT_SOFTPLUS: y = softplus_neon(x); break;
-    case ENG_ACT_EXP: y = exp_neon(x); break;
+    case ENG_ACT_EXP: { /* exp_neon gives +inf above 88.376; exp(x/2)^2 covers the top of the float range */
+      float32x4_t h = exp_neon(vmulq_f32(x, vdupq_n_f32(0.5f)));
+      y = vbslq_f32(vcgtq_f32(x, vdupq_n_f32(88.0f)), vmulq_f32(h, h), exp_neon(x));
+      break;
+    }
     default: return x;
   }
   /* x != x only for NaN. NEON min/max propagate NaN, so the helpers already return NaN here (SSE's clamps in
