@@ -51,7 +51,7 @@ def _f32(x, name: str, fn: str) -> np.ndarray:
         raise TypeError(f"{fn}: {name} must be a numpy.ndarray, got {type(x).__name__}")
     if x.dtype != np.float32:
         raise TypeError(f"{fn}: {name} has dtype {x.dtype}, expected float32")
-    return np.ascontiguousarray(x)
+    return x if x.flags.c_contiguous else x.copy(order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
 
 
 def _out(out, shape: tuple[int, ...], fn: str) -> np.ndarray:
@@ -147,8 +147,10 @@ def binary(a: np.ndarray, b: np.ndarray, op: str, out=None) -> np.ndarray:
     bsh = (1,) * (nd - b.ndim) + b.shape
     dims = _collapse(shape, tuple(s != 1 for s in ash), tuple(s != 1 for s in bsh))
     if len(dims) > 3:
-        # rare: keep numpy's semantics exactly (an out that aliases an input is safe in numpy too)
-        _NUMPY_BINARY[op](a, b, out=y)
+        # rare: keep numpy's semantics exactly (an out that aliases an input is safe in numpy too); no warnings, as
+        # the C path raises none for inf/NaN results
+        with np.errstate(all="ignore"):
+            _NUMPY_BINARY[op](a, b, out=y)
         return y
     while len(dims) < 3:  # every kept axis has size > 1, so at least one operand is full along it
         dims.insert(0, [1, True, True])
