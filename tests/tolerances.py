@@ -68,3 +68,31 @@ MODEL_TINY = 1e-30  # only guards all-zero outputs
 MODEL_FP16_REL = 2.0 ** -10
 # Integer outputs (QuantizeLinear, Shape, ArgMax...) are compared exactly: model_zoo's QDQ model uses powers of
 # two for all scales so that every float value in it is exact whatever the summation order.
+
+# ---- op kernels (engine.kernels; tests/kernels/test_ops_kernels.py) ----------------------------------------
+# Elementwise activations of engine.kernels.activation vs float64: name -> (atol, rtol); EXACT = bitwise equal to
+# scalar and to the float32 formula. Measured max |err|/(1+|ref|) on Zen 3 over [-20, 20] + specials: see each.
+OPS_ACTIVATION = dict(ACTIVATION)
+OPS_ACTIVATION.update({
+    # Cephes tanhf polynomial below 0.625, 1 - 2/(e^2x + 1) above: measured 1.2e-7 (avx2), 1.3e-7 (libm)
+    "tanh": (1e-6, 1e-6),
+    # p0*x + p1 in two float roundings (no FMA in any ISA) then compares: bitwise equal to scalar; vs float64 the
+    # two roundings: |err| <= eps (|p0 x| + |p1|), covered by atol 1e-6 on the [0, 1] range
+    "hardsigmoid": (1e-6, 0.0),
+    # expm1 through 2^n q + (2^n - 1): measured 6.8e-8 relative; below -87 it is -alpha exactly
+    "elu": (1e-6, 1e-6),
+    # max(x, 0) + log1p(exp(-|x|)): measured 1.3e-7; 0 (instead of a denormal) below -87
+    "softplus": (1e-6, 1e-6),
+    # the shared exp approximation, about 2 ulp, relative (values span the float range); results below FLT_MIN
+    # (x < -87.3) are flushed to 0 by the SIMD ISAs: atol = FLT_MIN
+    "exp": (1.1754944e-38, 1e-6),
+})
+# softmax: exp(x - max) with x - max rounded in float (relative error eps |x - max| / 2 through exp), and the sum
+# in float with several vector accumulators (~ n eps / lanes): bound (SOFTMAX_C + n / 4 + |x - max|) * eps * |ref|.
+SOFTMAX_C = 8.0
+# layer/RMS norm: mean and variance summed in float32 with vector accumulators: bound
+# NORM_C * (16 + n / 4) * eps * (|x - mean| + mean|x|) * inv_std * |scale| + 2 eps |y| (the final multiply-add).
+NORM_C = 1.0
+# average pooling sums at most kh*kw taps in float: (taps + 1) eps mean|x|; max pooling is exact.
+# depthwise conv: (taps + 2) eps (|bias| + sum |w x|), then the activation (Lipschitz + its own tolerance).
+# binary ops, im2col, max pooling, avg pooling across ISAs: bitwise (one IEEE operation per element, or copies).

@@ -86,4 +86,75 @@ static inline __m256 gelu_tanh_avx2(__m256 x) {
   return _mm256_mul_ps(x, sigmoid_avx2(u));
 }
 
+/* The exp polynomial without its leading 1: q = exp(r) - 1 for |r| <= ln2/2 (same constants as exp_avx2). */
+static inline __m256 expm1_poly_avx2(__m256 r) {
+  __m256 p = _mm256_set1_ps(1.9875691500E-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
+  return _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r);
+}
+
+/* expm1(x) for x <= 0 (ELU's negative side): x = n ln2 + r, expm1 = 2^n q + (2^n - 1) with q = expm1(r), so
+ * small |x| (n = 0) keeps full relative accuracy. Below -87.3 it returns -1. NaN gives garbage (callers restore). */
+static inline __m256 expm1_neg_avx2(__m256 x0) {
+  __m256 x = _mm256_max_ps(x0, _mm256_set1_ps(-87.3365478515625f));
+  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 q = expm1_poly_avx2(r);
+  __m256 sc = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+  return _mm256_fmadd_ps(sc, q, _mm256_sub_ps(sc, _mm256_set1_ps(1.0f)));
+}
+
+/* tanh(x): Cephes tanhf. |x| < 0.625: x + x^3 P(x^2); else sign(x) (1 - 2 / (exp(2|x|) + 1)), which goes to 1
+ * without overflow (exp -> inf). About 2 ulp. */
+static inline __m256 tanh_avx2(__m256 x) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 ax = _mm256_andnot_ps(sign, x);
+  __m256 z = _mm256_mul_ps(x, x);
+  __m256 p = _mm256_set1_ps(-5.70498872745E-3f);
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954E-2f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531E-2f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036E-1f));
+  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422E-1f));
+  __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), x, x);
+  __m256 e = exp_avx2(_mm256_add_ps(ax, ax));
+  __m256 big = _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+  big = _mm256_or_ps(big, _mm256_and_ps(x, sign)); /* big >= 0: copy the sign of x */
+  return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
+}
+
+/* log1p(u) for u in [0, 1] (softplus): Cephes logf on 1 + u = 2^e (1 + f), with f taken from u without rounding
+ * 1 + u: e = 0, f = u when 1 + u < sqrt 2; else e = 1, f = (u - 1) / 2. log = f - f^2/2 + f^3 P(f) + e ln2. */
+static inline __m256 log1p01_avx2(__m256 u) {
+  __m256 big = _mm256_cmp_ps(u, _mm256_set1_ps(0.41421356237309515f), _CMP_GE_OQ);
+  __m256 f = _mm256_blendv_ps(u, _mm256_mul_ps(_mm256_sub_ps(u, _mm256_set1_ps(1.0f)), _mm256_set1_ps(0.5f)), big);
+  __m256 e = _mm256_and_ps(big, _mm256_set1_ps(1.0f));
+  __m256 z = _mm256_mul_ps(f, f);
+  __m256 p = _mm256_set1_ps(7.0376836292E-2f);
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(-1.1514610310E-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.1676998740E-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(-1.2420140846E-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.4249322787E-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(-1.6668057665E-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.0000714765E-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(-2.4999993993E-1f));
+  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(3.3333331174E-1f));
+  __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, f), z);
+  y = _mm256_fmadd_ps(e, _mm256_set1_ps(-2.12194440e-4f), y);
+  y = _mm256_fnmadd_ps(z, _mm256_set1_ps(0.5f), y);
+  __m256 r = _mm256_add_ps(f, y);
+  return _mm256_fmadd_ps(e, _mm256_set1_ps(0.693359375f), r);
+}
+
+/* softplus(x) = max(x, 0) + log1p(exp(-|x|)). Below about -87 exp flushes to 0, so the result is 0 where the
+ * true value is a denormal. */
+static inline __m256 softplus_avx2(__m256 x) {
+  __m256 e = exp_avx2(_mm256_or_ps(x, _mm256_set1_ps(-0.0f)));
+  return _mm256_add_ps(_mm256_max_ps(x, _mm256_setzero_ps()), log1p01_avx2(e));
+}
+
 #endif /* ENG_SIMD_AVX2_H */

@@ -140,4 +140,71 @@ static inline __m512 gelu_tanh_avx512(__m512 x) {
   return _mm512_mul_ps(x, sigmoid_avx512(u));
 }
 
+/* The exp polynomial without its leading 1: q = exp(r) - 1 for |r| <= ln2/2. Twin of expm1_poly_avx2. */
+static inline __m512 expm1_poly_avx512(__m512 r) {
+  __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+  return _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
+}
+
+/* expm1(x) for x <= 0. Twin of expm1_neg_avx2. */
+static inline __m512 expm1_neg_avx512(__m512 x0) {
+  __m512 x = _mm512_max_ps(x0, _mm512_set1_ps(-87.3365478515625f));
+  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 q = expm1_poly_avx512(r);
+  __m512 sc = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
+  return _mm512_fmadd_ps(sc, q, _mm512_sub_ps(sc, _mm512_set1_ps(1.0f)));
+}
+
+/* tanh(x), Cephes tanhf. Twin of tanh_avx2. */
+static inline __m512 tanh_avx512(__m512 x) {
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  __m512 ax = _mm512_andnot_ps(sign, x);
+  __m512 z = _mm512_mul_ps(x, x);
+  __m512 p = _mm512_set1_ps(-5.70498872745E-3f);
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(2.06390887954E-2f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531E-2f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036E-1f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422E-1f));
+  __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), x, x);
+  __m512 e = exp_avx512(_mm512_add_ps(ax, ax));
+  __m512 big = _mm512_sub_ps(_mm512_set1_ps(1.0f), _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
+  big = _mm512_or_ps(big, _mm512_and_ps(x, sign));
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ), big, small);
+}
+
+/* log1p(u) for u in [0, 1]. Twin of log1p01_avx2. */
+static inline __m512 log1p01_avx512(__m512 u) {
+  __mmask16 big = _mm512_cmp_ps_mask(u, _mm512_set1_ps(0.41421356237309515f), _CMP_GE_OQ);
+  __m512 f = _mm512_mask_blend_ps(big, u, _mm512_mul_ps(_mm512_sub_ps(u, _mm512_set1_ps(1.0f)), _mm512_set1_ps(0.5f)));
+  __m512 e = _mm512_maskz_mov_ps(big, _mm512_set1_ps(1.0f));
+  __m512 z = _mm512_mul_ps(f, f);
+  __m512 p = _mm512_set1_ps(7.0376836292E-2f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(-1.1514610310E-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.1676998740E-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(-1.2420140846E-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.4249322787E-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(-1.6668057665E-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.0000714765E-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(-2.4999993993E-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(3.3333331174E-1f));
+  __m512 y = _mm512_mul_ps(_mm512_mul_ps(p, f), z);
+  y = _mm512_fmadd_ps(e, _mm512_set1_ps(-2.12194440e-4f), y);
+  y = _mm512_fnmadd_ps(z, _mm512_set1_ps(0.5f), y);
+  __m512 r = _mm512_add_ps(f, y);
+  return _mm512_fmadd_ps(e, _mm512_set1_ps(0.693359375f), r);
+}
+
+/* softplus(x) = max(x, 0) + log1p(exp(-|x|)). Twin of softplus_avx2. */
+static inline __m512 softplus_avx512(__m512 x) {
+  __m512 e = exp_avx512(_mm512_or_ps(x, _mm512_set1_ps(-0.0f)));
+  return _mm512_add_ps(_mm512_max_ps(x, _mm512_setzero_ps()), log1p01_avx512(e));
+}
+
 #endif /* ENG_SIMD_AVX512_H */

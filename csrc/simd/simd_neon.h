@@ -105,4 +105,72 @@ static inline float32x4_t gelu_tanh_neon(float32x4_t x) {
   return vmulq_f32(x, sigmoid_neon(u));
 }
 
+/* The exp polynomial without its leading 1: q = exp(r) - 1 for |r| <= ln2/2. Twin of expm1_poly_avx2. */
+static inline float32x4_t expm1_poly_neon(float32x4_t r) {
+  float32x4_t p = vdupq_n_f32(1.9875691500E-4f);
+  p = vfmaq_f32(vdupq_n_f32(1.3981999507E-3f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(8.3334519073E-3f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(4.1665795894E-2f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(1.6666665459E-1f), p, r);
+  p = vfmaq_f32(vdupq_n_f32(5.0000001201E-1f), p, r);
+  return vfmaq_f32(r, p, vmulq_f32(r, r));
+}
+
+/* expm1(x) for x <= 0. Twin of expm1_neg_avx2. */
+static inline float32x4_t expm1_neg_neon(float32x4_t x0) {
+  float32x4_t x = vmaxq_f32(x0, vdupq_n_f32(-87.3365478515625f));
+  float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
+  float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
+  r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
+  float32x4_t q = expm1_poly_neon(r);
+  float32x4_t sc = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127)), 23));
+  return vfmaq_f32(vsubq_f32(sc, vdupq_n_f32(1.0f)), sc, q);
+}
+
+/* tanh(x), Cephes tanhf. Twin of tanh_avx2. */
+static inline float32x4_t tanh_neon(float32x4_t x) {
+  float32x4_t ax = vabsq_f32(x);
+  float32x4_t z = vmulq_f32(x, x);
+  float32x4_t p = vdupq_n_f32(-5.70498872745E-3f);
+  p = vfmaq_f32(vdupq_n_f32(2.06390887954E-2f), p, z);
+  p = vfmaq_f32(vdupq_n_f32(-5.37397155531E-2f), p, z);
+  p = vfmaq_f32(vdupq_n_f32(1.33314422036E-1f), p, z);
+  p = vfmaq_f32(vdupq_n_f32(-3.33332819422E-1f), p, z);
+  float32x4_t small = vfmaq_f32(x, vmulq_f32(p, z), x);
+  float32x4_t e = exp_neon(vaddq_f32(ax, ax));
+  float32x4_t big = vsubq_f32(vdupq_n_f32(1.0f), vdivq_f32(vdupq_n_f32(2.0f), vaddq_f32(e, vdupq_n_f32(1.0f))));
+  big = vbslq_f32(vdupq_n_u32(0x80000000u), x, big); /* the sign of x, the magnitude of big */
+  return vbslq_f32(vcltq_f32(ax, vdupq_n_f32(0.625f)), small, big);
+}
+
+/* log1p(u) for u in [0, 1]. Twin of log1p01_avx2. */
+static inline float32x4_t log1p01_neon(float32x4_t u) {
+  uint32x4_t big = vcgeq_f32(u, vdupq_n_f32(0.41421356237309515f));
+  float32x4_t f = vbslq_f32(big, vmulq_f32(vsubq_f32(u, vdupq_n_f32(1.0f)), vdupq_n_f32(0.5f)), u);
+  float32x4_t e = vreinterpretq_f32_u32(vandq_u32(big, vreinterpretq_u32_f32(vdupq_n_f32(1.0f))));
+  float32x4_t z = vmulq_f32(f, f);
+  float32x4_t p = vdupq_n_f32(7.0376836292E-2f);
+  p = vfmaq_f32(vdupq_n_f32(-1.1514610310E-1f), p, f);
+  p = vfmaq_f32(vdupq_n_f32(1.1676998740E-1f), p, f);
+  p = vfmaq_f32(vdupq_n_f32(-1.2420140846E-1f), p, f);
+  p = vfmaq_f32(vdupq_n_f32(1.4249322787E-1f), p, f);
+  p = vfmaq_f32(vdupq_n_f32(-1.6668057665E-1f), p, f);
+  p = vfmaq_f32(vdupq_n_f32(2.0000714765E-1f), p, f);
+  p = vfmaq_f32(vdupq_n_f32(-2.4999993993E-1f), p, f);
+  p = vfmaq_f32(vdupq_n_f32(3.3333331174E-1f), p, f);
+  float32x4_t y = vmulq_f32(vmulq_f32(p, f), z);
+  y = vfmaq_f32(y, e, vdupq_n_f32(-2.12194440e-4f));
+  y = vfmsq_f32(y, z, vdupq_n_f32(0.5f));
+  float32x4_t r = vaddq_f32(f, y);
+  return vfmaq_f32(r, e, vdupq_n_f32(0.693359375f));
+}
+
+/* softplus(x) = max(x, 0) + log1p(exp(-|x|)). Twin of softplus_avx2 (x < 0 ? 0 : x written as a select so NaN
+ * passes as in SSE's maxps(x, 0), which returns 0 for NaN: the caller restores NaN either way). */
+static inline float32x4_t softplus_neon(float32x4_t x) {
+  float32x4_t e = exp_neon(vnegq_f32(vabsq_f32(x)));
+  float32x4_t pos = vbslq_f32(vcgtq_f32(x, vdupq_n_f32(0.0f)), x, vdupq_n_f32(0.0f));
+  return vaddq_f32(pos, log1p01_neon(e));
+}
+
 #endif /* ENG_SIMD_NEON_H */

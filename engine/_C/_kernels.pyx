@@ -195,3 +195,4 @@ def gemm_batch(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c, bint trans_a, bint t
     _raise(s, "gemm_batch")
     return c
 include "_exec.pxi"
+include "_ops.pxi"

@@ -109,7 +109,8 @@ static double now_s(void) {
 }
 
 static const char *act_name(int k) {
-  static const char *n[] = {"none", "relu", "clip", "leaky_relu", "sigmoid", "silu", "gelu", "gelu_tanh", "hardswish"};
+  static const char *n[] = {"none",      "relu", "clip",        "leaky_relu", "sigmoid",  "silu", "gelu",
+                            "gelu_tanh", "hardswish", "tanh", "hardsigmoid", "elu",      "softplus", "exp"};
   return k >= 0 && k < ENG_ACT_COUNT ? n[k] : "?";
 }
 
@@ -117,11 +118,14 @@ static eng_act_t make_act(int kind) {
   eng_act_t a = {kind, 0.0f, 0.0f};
   if (kind == ENG_ACT_CLIP) a.p0 = -0.5f, a.p1 = 0.75f;
   if (kind == ENG_ACT_LEAKY_RELU) a.p0 = 0.1f;
+  if (kind == ENG_ACT_HARDSIGMOID) a.p0 = 0.2f, a.p1 = 0.5f;
+  if (kind == ENG_ACT_ELU) a.p0 = 0.7f;
   return a;
 }
 
 static int act_transcendental(int kind) {
-  return kind == ENG_ACT_SIGMOID || kind == ENG_ACT_SILU || kind == ENG_ACT_GELU || kind == ENG_ACT_GELU_TANH;
+  return kind == ENG_ACT_SIGMOID || kind == ENG_ACT_SILU || kind == ENG_ACT_GELU || kind == ENG_ACT_GELU_TANH ||
+         kind == ENG_ACT_TANH || kind == ENG_ACT_ELU || kind == ENG_ACT_SOFTPLUS || kind == ENG_ACT_EXP;
 }
 
 /* float64 reference of each activation. */
@@ -139,6 +143,14 @@ static double act_ref(const eng_act_t *a, double x) {
       double t = x / 6.0 + 0.5;
       return x * (t < 0 ? 0 : (t > 1 ? 1 : t));
     }
+    case ENG_ACT_TANH: return tanh(x);
+    case ENG_ACT_HARDSIGMOID: {
+      double t = (double)a->p0 * x + a->p1;
+      return t < 0 ? 0 : (t > 1 ? 1 : t);
+    }
+    case ENG_ACT_ELU: return x >= 0 ? x : (double)a->p0 * expm1(x);
+    case ENG_ACT_SOFTPLUS: return (x > 0 ? x : 0.0) + log1p(exp(-fabs(x)));
+    case ENG_ACT_EXP: return exp(x) > FLT_MAX ? INFINITY : exp(x); /* what float exp must give */
     default: return x;
   }
 }
@@ -152,6 +164,9 @@ static double act_lipschitz(const eng_act_t *a) {
     case ENG_ACT_GELU:
     case ENG_ACT_GELU_TANH: return 1.13;
     case ENG_ACT_HARDSWISH: return 1.5;
+    case ENG_ACT_HARDSIGMOID: return fabs(a->p0);
+    case ENG_ACT_ELU: return fabs(a->p0) > 1 ? fabs(a->p0) : 1.0;
+    case ENG_ACT_EXP: return 1.0; /* exp'(z) = exp(z): gemm_case scales the bound by the value itself */
     default: return 1.0;
   }
 }
@@ -161,6 +176,7 @@ static double act_own_tol(int kind, double x, double ref) {
   if (act_transcendental(kind)) return 2e-6 + 2e-6 * fabs(ref);
   if (kind == ENG_ACT_HARDSWISH) return EPS * (fabs(x) * (fabs(x) / 6.0 + 1.0) + 2.0 * fabs(ref));
   if (kind == ENG_ACT_LEAKY_RELU) return 0.5 * EPS * fabs(ref);
+  if (kind == ENG_ACT_HARDSIGMOID) return EPS * (fabs(x) + 1.0); /* p0 x and + p1 each rounded in float */
   return 0.0;
 }
 
@@ -280,7 +296,8 @@ static int gemm_case(const tab_t *t, const gcase_t *g, int cmp_scalar) {
       double z = (double)g->alpha * s + cv + bv;
       double ref = act_ref(&g->act, z);
       double e = 2.0 * (double)(K + 3) * EPS * (fabs(g->alpha) * sa + fabs(cv) + fabs(bv));
-      double tol = lip * e + act_own_tol(g->act.kind, z, ref) + 1e-30;
+      double l = g->act.kind == ENG_ACT_EXP ? (isinf(ref) ? 0.0 : exp(z + e)) : lip;
+      double tol = l * e + act_own_tol(g->act.kind, z, ref) + 1e-30;
       float got = C[i * ldc + j];
       if (!(fabs(got - ref) <= tol)) {
         report("%s %s: C[%zu][%zu] = %.9g, float64 reference %.9g (tol %.3g)", t->name, what, i, j, got, ref, tol);
@@ -516,6 +533,12 @@ static int bias_act_case(const tab_t *t, eng_bias_act_f32_fn fn, size_t n, const
                x, got, sv, ref);
         ok = 0;
       }
+    } else if (kind == ENG_ACT_HARDSIGMOID) {
+      if (f2u(got) != f2u(sv) || !(fabs(got - ref) <= act_own_tol(kind, x, ref))) {
+        report("%s %s: y[%zu]: input %.9g gives %.9g, scalar %.9g, float64 %.9g (bitwise vs scalar)", t->name, what, j, x,
+               got, sv, ref);
+        ok = 0;
+      }
     } else if (kind == ENG_ACT_HARDSWISH) {
       double tol = EPS * (fabs(x) + 2.0 * fabs(sv));
       if (!(fabs(got - sv) <= tol) || !(fabs(got - ref) <= act_own_tol(kind, x, ref))) {
@@ -525,7 +548,7 @@ static int bias_act_case(const tab_t *t, eng_bias_act_f32_fn fn, size_t n, const
       }
     } else {
       double tol_s = 2e-6 + 2e-6 * fabs(sv), tol_r = act_own_tol(kind, x, ref);
-      if (!(fabs(got - sv) <= tol_s) || !(fabs(got - ref) <= tol_r)) {
+      if (!(got == sv || fabs(got - sv) <= tol_s) || !(got == ref || fabs(got - ref) <= tol_r)) { /* == : inf */
         report("%s %s: y[%zu]: input %.9g gives %.9g, scalar %.9g, float64 %.9g (atol=rtol=2e-6)", t->name, what, j, x, got,
                sv, ref);
         ok = 0;
@@ -553,6 +576,9 @@ static void bias_act_tests(const tab_t *t, counts_t *cnt) {
         ok ? cnt->pass++ : cnt->fail++;
       }
 }
+
+/* ---------------------------------------------------------------- op kernels (act, binary, softmax, ...) */
+#include "test_ops.inc"
 
 /* ---------------------------------------------------------------- main */
 
@@ -631,7 +657,8 @@ int main(int argc, char **argv) {
       if (s == ENG_SLOT_gemm_f32) gemm_tests(t, &c);
       else if (s == ENG_SLOT_gemv_f32) gemv_tests(t, &c);
       else if (s == ENG_SLOT_bias_act_f32) bias_act_tests(t, &c);
-      else {
+      else if (ops_tests(t, s, &c)) {
+      } else {
         printf("%-8s %-14s FAIL: no test for this slot (add one to tests/c/test_kernels.c)\n", t->name, slot_names[s]);
         c.fail++;
       }

@@ -20,7 +20,13 @@ typedef enum eng_act_kind {
   ENG_ACT_GELU = 6,       /* 0.5 x (1 + erf(x / sqrt 2)) */
   ENG_ACT_GELU_TANH = 7,  /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
   ENG_ACT_HARDSWISH = 8,  /* x * min(max(x / 6 + 0.5, 0), 1) */
-  ENG_ACT_COUNT = 9,
+  /* added with the op kernels (csrc/kernels/ops): */
+  ENG_ACT_TANH = 9,         /* tanh(x) */
+  ENG_ACT_HARDSIGMOID = 10, /* min(max(p0 * x + p1, 0), 1), no FMA (ONNX HardSigmoid alpha, beta) */
+  ENG_ACT_ELU = 11,         /* x >= 0 ? x : p0 * expm1(x) */
+  ENG_ACT_SOFTPLUS = 12,    /* log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)) */
+  ENG_ACT_EXP = 13,         /* exp(x) */
+  ENG_ACT_COUNT = 14,
 } eng_act_kind_t;
 
 typedef struct eng_act {
@@ -58,6 +64,64 @@ typedef struct eng_gemm_f32_impl {
 typedef void (*eng_gemv_f32_fn)(size_t n, size_t k, float alpha, const float *ENG_RESTRICT x, const float *ENG_RESTRICT b,
                                 size_t ldb, int trans_b, float beta, float *ENG_RESTRICT y);
 
+/* ---- op kernels (csrc/kernels/ops; drivers with threading in ops_driver.c, API in eng_ops.h) ----
+ * All float32, no alignment needed, sizes in elements. */
+
+/* y[i] = act(x[i]) for i < n. x == y (in place) is allowed; partial overlap is not. */
+typedef void (*eng_act_f32_fn)(size_t n, const float *x, float *y, const eng_act_t *act);
+
+typedef enum eng_binary_op {
+  ENG_BIN_ADD = 0,
+  ENG_BIN_SUB = 1,
+  ENG_BIN_MUL = 2,
+  ENG_BIN_DIV = 3,
+  ENG_BIN_MAX = 4, /* (b > a || b is NaN) ? b : a: NaN propagates, ties give a */
+  ENG_BIN_MIN = 5, /* (b < a || b is NaN) ? b : a */
+  ENG_BIN_COUNT = 6,
+} eng_binary_op_t;
+
+/* y[i] = a[i] op b[i], i < n. y may equal a or b. Bitwise equal in every ISA (one IEEE operation). */
+typedef void (*eng_binary_f32_fn)(int op, size_t n, const float *a, const float *b, float *y);
+/* y[i] = rev ? s op a[i] : a[i] op s, i < n. y may equal a. */
+typedef void (*eng_binary_s_f32_fn)(int op, size_t n, const float *a, float s, float *y, int rev);
+
+/* Softmax of one row of n: y = exp(x - max) / sum, or (log) y = x - max - log(sum). y may equal x. */
+typedef void (*eng_softmax_f32_fn)(size_t n, const float *x, float *y, int log);
+
+/* Normalization of one row of n (n >= 1):
+ *   layer (rms == 0): y = (x - mean) * inv_std * scale + bias, inv_std = 1 / sqrt(var + eps), var = mean((x - mean)^2)
+ *   rms   (rms != 0): y = x * inv_std * scale + bias,          inv_std = 1 / sqrt(mean(x^2) + eps), mean = 0
+ * scale / bias: n floats or NULL (1 / 0). stats: NULL or 2 floats receiving {mean, inv_std}. y may equal x. */
+typedef void (*eng_norm_f32_fn)(size_t n, const float *x, const float *scale, const float *bias, float eps, int rms,
+                                float *y, float *stats);
+
+/* Sum (op 0) or max (op 1) of n floats; the max propagates NaN; n == 0 gives 0 / -inf. */
+typedef enum eng_reduce_op { ENG_REDUCE_SUM = 0, ENG_REDUCE_MAX = 1 } eng_reduce_op_t;
+typedef float (*eng_reduce_f32_fn)(int op, size_t n, const float *x);
+
+/* 2-D window geometry of pooling and convolution on one H x W plane (NCHW). Output oh x ow; output (i, j)
+ * reads input rows i*sh - pt + a*dh (a < kh) and columns j*sw - pl + b*dw (b < kw); taps outside [0,h) x [0,w)
+ * are padding. pb, pr: bottom/right pads (only the avg-pool divisor with count_include_pad looks at them).
+ * The caller computes oh, ow (ONNX formulas, ceil_mode) and checks every size is >= 1 (h, w, oh, ow may be 0). */
+typedef struct eng_win2d {
+  size_t h, w, oh, ow;
+  size_t kh, kw, sh, sw, dh, dw;
+  size_t pt, pl, pb, pr;
+} eng_win2d_t;
+
+typedef enum eng_pool_kind { ENG_POOL_MAX = 0, ENG_POOL_AVG = 1, ENG_POOL_AVG_INCLUDE_PAD = 2 } eng_pool_kind_t;
+
+/* One plane of 2-D pooling: y (oh x ow) from x (h x w).
+ *   max: max over the taps inside the image (NaN propagates); -inf if no tap is inside.
+ *   avg: sum over the taps inside / their count (0 taps: NaN); avg_include_pad: divides by the taps inside the
+ *   padded image [-pt, h + pb) x [-pl, w + pr) instead (ONNX count_include_pad = 1). */
+typedef void (*eng_pool2d_f32_fn)(int kind, const eng_win2d_t *g, const float *x, float *y);
+
+/* One plane of depthwise 2-D convolution (one input channel per output channel): y (oh x ow) =
+ * act(bias + sum over taps inside the image of w[a*kw + b] * x[tap]); w holds kh*kw floats. */
+typedef void (*eng_dwconv2d_f32_fn)(const eng_win2d_t *g, const float *x, const float *w, float bias, const eng_act_t *act,
+                                    float *y);
+
 /* ---- the table ---- */
 typedef struct ENG_ALIGN(64) eng_kernels {
 #define ENG_KERNEL(name, type) type name;
@@ -83,7 +147,17 @@ extern const eng_kernels_t eng_kernels_neon;
   extern const eng_gemm_f32_impl_t eng_gemm_f32_##isa;                                                    \
   void eng_gemv_f32_##isa(size_t n, size_t k, float alpha, const float *ENG_RESTRICT x,                   \
                           const float *ENG_RESTRICT b, size_t ldb, int trans_b, float beta, float *ENG_RESTRICT y); \
-  void eng_bias_act_f32_##isa(size_t n, float *y, const float *bias, float bias_s, const eng_act_t *act);
+  void eng_bias_act_f32_##isa(size_t n, float *y, const float *bias, float bias_s, const eng_act_t *act);         \
+  void eng_act_f32_##isa(size_t n, const float *x, float *y, const eng_act_t *act);                              \
+  void eng_binary_f32_##isa(int op, size_t n, const float *a, const float *b, float *y);                         \
+  void eng_binary_s_f32_##isa(int op, size_t n, const float *a, float s, float *y, int rev);                     \
+  void eng_softmax_f32_##isa(size_t n, const float *x, float *y, int log);                                       \
+  void eng_norm_f32_##isa(size_t n, const float *x, const float *scale, const float *bias, float eps, int rms,    \
+                          float *y, float *stats);                                                               \
+  float eng_reduce_f32_##isa(int op, size_t n, const float *x);                                                  \
+  void eng_pool2d_f32_##isa(int kind, const eng_win2d_t *g, const float *x, float *y);                           \
+  void eng_dwconv2d_f32_##isa(const eng_win2d_t *g, const float *x, const float *w, float bias,                  \
+                              const eng_act_t *act, float *y);
 ENG_DECLARE_VARIANTS(scalar)
 ENG_DECLARE_VARIANTS(avx2)
 ENG_DECLARE_VARIANTS(avx512)

@@ -1,5 +1,6 @@
-/* act_avx2.c: bias + activation epilogue.  ISA: avx2 (-mavx2 -mfma -mf16c).
- * Must match act_scalar.c (eng_bias_act_f32_scalar): exact for relu/clip/leaky_relu/hardswish up to FMA
+/* act_avx2.c: bias + activation epilogue and elementwise activation.  ISA: avx2 (-mavx2 -mfma -mf16c).
+ * Must match act_scalar.c (eng_bias_act_f32_scalar, eng_act_f32_scalar); hardsigmoid bitwise (no FMA); tanh, elu,
+ * softplus, exp use the approximations of simd_avx2.h (a few ulp): exact for relu/clip/leaky_relu/hardswish up to FMA
  * rounding; sigmoid/silu/gelu use the approximations of simd_avx2.h (a few ulp, see tests/tolerances.py).
  * NaN inputs give NaN outputs for every activation. */
 #include "eng/eng_kernels.h"
@@ -16,6 +17,10 @@ static inline __m256 act_avx2(__m256 x, int kind, __m256 p0, __m256 p1) {
       t = _mm256_min_ps(_mm256_set1_ps(1.0f), _mm256_max_ps(_mm256_setzero_ps(), t));
       return _mm256_mul_ps(x, t);
     }
+    case ENG_ACT_HARDSIGMOID: { /* mul then add, as the scalar twin (bitwise equal) */
+      __m256 t = _mm256_add_ps(_mm256_mul_ps(p0, x), p1);
+      return _mm256_min_ps(_mm256_set1_ps(1.0f), _mm256_max_ps(_mm256_setzero_ps(), t));
+    }
     default: break;
   }
   __m256 y;
@@ -24,6 +29,18 @@ static inline __m256 act_avx2(__m256 x, int kind, __m256 p0, __m256 p1) {
     case ENG_ACT_SILU: y = _mm256_mul_ps(x, sigmoid_avx2(x)); break;
     case ENG_ACT_GELU: y = gelu_avx2(x); break;
     case ENG_ACT_GELU_TANH: y = gelu_tanh_avx2(x); break;
+    case ENG_ACT_TANH: y = tanh_avx2(x); break;
+    case ENG_ACT_ELU: {
+      __m256 neg = _mm256_mul_ps(p0, expm1_neg_avx2(_mm256_min_ps(x, _mm256_setzero_ps())));
+      y = _mm256_blendv_ps(x, neg, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
+      break;
+    }
+    case ENG_ACT_SOFTPLUS: y = softplus_avx2(x); break;
+    case ENG_ACT_EXP: { /* exp_avx2 gives +inf above 88.376; exp(x/2)^2 covers the top of the float range */
+      __m256 h = exp_avx2(_mm256_mul_ps(x, _mm256_set1_ps(0.5f)));
+      y = _mm256_blendv_ps(exp_avx2(x), _mm256_mul_ps(h, h), _mm256_cmp_ps(x, _mm256_set1_ps(88.0f), _CMP_GT_OQ));
+      break;
+    }
     default: return x;
   }
   return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q)); /* the range clamps would eat NaN */
@@ -43,5 +60,21 @@ void eng_bias_act_f32_avx2(size_t n, float *y, const float *bias, float bias_s, 
     __m256 v = _mm256_add_ps(_mm256_maskload_ps(y + j, mk), bs);
     if (bias) v = _mm256_add_ps(v, _mm256_maskload_ps(bias + j, mk));
     _mm256_maskstore_ps(y + j, mk, act_avx2(v, kind, p0, p1));
+  }
+}
+
+void eng_act_f32_avx2(size_t n, const float *x, float *y, const eng_act_t *act) {
+  const int kind = act->kind;
+  const __m256 p0 = _mm256_set1_ps(act->p0), p1 = _mm256_set1_ps(act->p1);
+  size_t j = 0;
+  for (; j + 16 <= n; j += 16) { /* two vectors per step: overlaps the long transcendental chains */
+    __m256 v0 = _mm256_loadu_ps(x + j), v1 = _mm256_loadu_ps(x + j + 8);
+    _mm256_storeu_ps(y + j, act_avx2(v0, kind, p0, p1));
+    _mm256_storeu_ps(y + j + 8, act_avx2(v1, kind, p0, p1));
+  }
+  for (; j + 8 <= n; j += 8) _mm256_storeu_ps(y + j, act_avx2(_mm256_loadu_ps(x + j), kind, p0, p1));
+  if (j < n) {
+    __m256i mk = tail_mask_avx2(n - j);
+    _mm256_maskstore_ps(y + j, mk, act_avx2(_mm256_maskload_ps(x + j, mk), kind, p0, p1));
   }
 }

@@ -1,4 +1,4 @@
-/* act_avx512.c: bias + activation epilogue.  ISA: avx512 (-mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2
+/* act_avx512.c: bias + activation epilogue and elementwise activation (eng_act_f32_avx512).  ISA: avx512 (-mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2
  * -mfma -mf16c).
  * Must match act_scalar.c (eng_bias_act_f32_scalar): exact for relu/clip/leaky_relu, hardswish up to FMA
  * rounding; sigmoid/silu/gelu use the approximations of simd_avx512.h (a few ulp, see tests/tolerances.py).
@@ -18,6 +18,10 @@ static inline __m512 act_avx512(__m512 x, int kind, __m512 p0, __m512 p1) {
       t = _mm512_min_ps(_mm512_set1_ps(1.0f), _mm512_max_ps(_mm512_setzero_ps(), t));
       return _mm512_mul_ps(x, t);
     }
+    case ENG_ACT_HARDSIGMOID: { /* mul then add, as the scalar twin (bitwise equal) */
+      __m512 t = _mm512_add_ps(_mm512_mul_ps(p0, x), p1);
+      return _mm512_min_ps(_mm512_set1_ps(1.0f), _mm512_max_ps(_mm512_setzero_ps(), t));
+    }
     default: break;
   }
   __m512 y;
@@ -26,6 +30,18 @@ static inline __m512 act_avx512(__m512 x, int kind, __m512 p0, __m512 p1) {
     case ENG_ACT_SILU: y = _mm512_mul_ps(x, sigmoid_avx512(x)); break;
     case ENG_ACT_GELU: y = gelu_avx512(x); break;
     case ENG_ACT_GELU_TANH: y = gelu_tanh_avx512(x); break;
+    case ENG_ACT_TANH: y = tanh_avx512(x); break;
+    case ENG_ACT_ELU: {
+      __m512 neg = _mm512_mul_ps(p0, expm1_neg_avx512(_mm512_min_ps(x, _mm512_setzero_ps())));
+      y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), x, neg);
+      break;
+    }
+    case ENG_ACT_SOFTPLUS: y = softplus_avx512(x); break;
+    case ENG_ACT_EXP: { /* exp_avx512 gives +inf above 88.376; exp(x/2)^2 covers the top of the float range */
+      __m512 h = exp_avx512(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)));
+      y = _mm512_mask_mov_ps(exp_avx512(x), _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.0f), _CMP_GT_OQ), _mm512_mul_ps(h, h));
+      break;
+    }
     default: return x;
   }
   return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x); /* the range clamps would eat NaN */
@@ -45,5 +61,21 @@ void eng_bias_act_f32_avx512(size_t n, float *y, const float *bias, float bias_s
     __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, y + j), bs);
     if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, bias + j));
     _mm512_mask_storeu_ps(y + j, mk, act_avx512(v, kind, p0, p1));
+  }
+}
+
+void eng_act_f32_avx512(size_t n, const float *x, float *y, const eng_act_t *act) {
+  const int kind = act->kind;
+  const __m512 p0 = _mm512_set1_ps(act->p0), p1 = _mm512_set1_ps(act->p1);
+  size_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    __m512 v0 = _mm512_loadu_ps(x + j), v1 = _mm512_loadu_ps(x + j + 16);
+    _mm512_storeu_ps(y + j, act_avx512(v0, kind, p0, p1));
+    _mm512_storeu_ps(y + j + 16, act_avx512(v1, kind, p0, p1));
+  }
+  for (; j + 16 <= n; j += 16) _mm512_storeu_ps(y + j, act_avx512(_mm512_loadu_ps(x + j), kind, p0, p1));
+  if (j < n) {
+    __mmask16 mk = tail_mask_avx512(n - j);
+    _mm512_mask_storeu_ps(y + j, mk, act_avx512(_mm512_maskz_loadu_ps(mk, x + j), kind, p0, p1));
   }
 }

@@ -1,4 +1,4 @@
-/* act_neon.c: bias + activation epilogue.  ISA: neon (AArch64 Advanced SIMD, baseline: no extra flags).
+/* act_neon.c: bias + activation epilogue and elementwise activation (eng_act_f32_neon).  ISA: neon (AArch64 Advanced SIMD, baseline: no extra flags).
  * Must match act_scalar.c (eng_bias_act_f32_scalar): exact for relu/clip/leaky_relu (selects written as the
  * scalar comparisons, so -0.0 and NaN come out as in C), hardswish up to FMA rounding; sigmoid/silu/gelu use
  * the approximations of simd_neon.h, bit-identical to simd_avx2.h except that exp underflows to 0 (a few ulp
@@ -23,6 +23,11 @@ static inline float32x4_t act_neon(float32x4_t x, int kind, float32x4_t p0, floa
       t = vminq_f32(vdupq_n_f32(1.0f), vmaxq_f32(vdupq_n_f32(0.0f), t)); /* NEON min/max propagate NaN */
       return vmulq_f32(x, t);
     }
+    case ENG_ACT_HARDSIGMOID: { /* t < 0 ? 0 : (t > 1 ? 1 : t), mul then add: bitwise equal to the scalar twin */
+      float32x4_t t = vaddq_f32(vmulq_f32(p0, x), p1);
+      t = vbslq_f32(vcgtq_f32(t, vdupq_n_f32(1.0f)), vdupq_n_f32(1.0f), t);
+      return vbslq_f32(vcltzq_f32(t), vdupq_n_f32(0.0f), t);
+    }
     default: break;
   }
   float32x4_t y;
@@ -31,6 +36,14 @@ static inline float32x4_t act_neon(float32x4_t x, int kind, float32x4_t p0, floa
     case ENG_ACT_SILU: y = vmulq_f32(x, sigmoid_neon(x)); break;
     case ENG_ACT_GELU: y = gelu_neon(x); break;
     case ENG_ACT_GELU_TANH: y = gelu_tanh_neon(x); break;
+    case ENG_ACT_TANH: y = tanh_neon(x); break;
+    case ENG_ACT_ELU: y = vbslq_f32(vcltzq_f32(x), vmulq_f32(p0, expm1_neg_neon(vminq_f32(x, vdupq_n_f32(0.0f)))), x); break;
+    case ENG_ACT_SOFTPLUS: y = softplus_neon(x); break;
+    case ENG_ACT_EXP: { /* exp_neon gives +inf above 88.376; exp(x/2)^2 covers the top of the float range */
+      float32x4_t h = exp_neon(vmulq_f32(x, vdupq_n_f32(0.5f)));
+      y = vbslq_f32(vcgtq_f32(x, vdupq_n_f32(88.0f)), vmulq_f32(h, h), exp_neon(x));
+      break;
+    }
     default: return x;
   }
   /* x != x only for NaN. NEON min/max propagate NaN, so the helpers already return NaN here (SSE's clamps in
@@ -61,4 +74,17 @@ void eng_bias_act_f32_neon(size_t n, float *y, const float *bias, float bias_s, 
     if (bias) v = vaddq_f32(v, load_tail_neon(bias + j, n - j));
     store_tail_neon(y + j, n - j, act_neon(v, kind, p0, p1));
   }
+}
+
+void eng_act_f32_neon(size_t n, const float *x, float *y, const eng_act_t *act) {
+  const int kind = act->kind;
+  const float32x4_t p0 = vdupq_n_f32(act->p0), p1 = vdupq_n_f32(act->p1);
+  size_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    float32x4_t v0 = vld1q_f32(x + j), v1 = vld1q_f32(x + j + 4);
+    vst1q_f32(y + j, act_neon(v0, kind, p0, p1));
+    vst1q_f32(y + j + 4, act_neon(v1, kind, p0, p1));
+  }
+  for (; j + 4 <= n; j += 4) vst1q_f32(y + j, act_neon(vld1q_f32(x + j), kind, p0, p1));
+  if (j < n) store_tail_neon(y + j, n - j, act_neon(load_tail_neon(x + j, n - j), kind, p0, p1));
 }

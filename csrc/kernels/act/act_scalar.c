@@ -1,5 +1,5 @@
-/* act_scalar.c: reference bias + activation epilogue.  ISA: scalar.
- * Uses libm (expf, erff, tanhf), so it is the accurate twin of the SIMD approximations. */
+/* act_scalar.c: reference bias + activation epilogue and elementwise activation.  ISA: scalar.
+ * Uses libm (expf, erff, tanhf, expm1f, log1pf), so it is the accurate twin of the SIMD approximations. */
 #include <math.h>
 
 #include "eng/eng_kernels.h"
@@ -18,6 +18,15 @@ static float act_one(float x, const eng_act_t *act) {
       t = t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
       return x * t;
     }
+    case ENG_ACT_TANH: return tanhf(x);
+    case ENG_ACT_HARDSIGMOID: {
+      float t = act->p0 * x;
+      t = t + act->p1;
+      return t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
+    }
+    case ENG_ACT_ELU: return x >= 0.0f ? x : act->p0 * expm1f(x);
+    case ENG_ACT_SOFTPLUS: return (x > 0.0f ? x : 0.0f) + log1pf(expf(-fabsf(x)));
+    case ENG_ACT_EXP: return expf(x);
     default: return x;
   }
 }
@@ -28,4 +37,8 @@ void eng_bias_act_f32_scalar(size_t n, float *y, const float *bias, float bias_s
     if (bias) v += bias[j];
     y[j] = act_one(v, act);
   }
+}
+
+void eng_act_f32_scalar(size_t n, const float *x, float *y, const eng_act_t *act) {
+  for (size_t j = 0; j < n; j++) y[j] = act_one(x[j], act);
 }

@@ -1,0 +1,418 @@
+"""Op kernels as plain functions on numpy arrays: activations, broadcast binary ops, softmax, layer/RMS
+normalization, 2-D pooling, im2col and depthwise convolution, all float32 on engine's C kernels (the active ISA,
+multi-threaded on engine's pool when the work is large).
+
+Every function takes float32 arrays (inputs need not be contiguous: a non-contiguous input is copied once), checks
+shapes and parameters (TypeError / ValueError naming what is wrong), and writes into `out` when given (a C-contiguous
+float32 array of the result's shape; it may be the input for the elementwise functions) or into a new array.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from engine._C import _kernels as _k
+
+__all__ = [
+    "ACTIVATIONS", "BINARY_OPS", "activation", "binary", "softmax", "layer_norm", "rms_norm", "pool_output_size",
+    "max_pool2d", "avg_pool2d", "global_avg_pool", "global_max_pool", "im2col", "depthwise_conv2d",
+]
+
+# name -> (C activation id, default parameters); the parameters are ONNX's attribute defaults.
+ACTIVATIONS: dict[str | None, tuple[int, tuple[float, ...]]] = {
+    None: (0, ()),
+    "identity": (0, ()),
+    "relu": (1, ()),
+    "clip": (2, (float("-inf"), float("inf"))),  # (min, max)
+    "relu6": (2, (0.0, 6.0)),
+    "leaky_relu": (3, (0.01,)),  # (alpha,)
+    "sigmoid": (4, ()),
+    "silu": (5, ()),
+    "swish": (5, ()),
+    "gelu": (6, ()),  # erf form
+    "gelu_tanh": (7, ()),
+    "hardswish": (8, ()),
+    "tanh": (9, ()),
+    "hardsigmoid": (10, (0.2, 0.5)),  # (alpha, beta): min(max(alpha x + beta, 0), 1)
+    "elu": (11, (1.0,)),  # (alpha,)
+    "softplus": (12, ()),
+    "exp": (13, ()),
+}
+
+BINARY_OPS = {"add": 0, "sub": 1, "mul": 2, "div": 3, "max": 4, "min": 5}
+_NUMPY_BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "max": np.maximum,
+                 "min": np.minimum}
+
+
+def _f32(x, name: str, fn: str) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{fn}: {name} must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype != np.float32:
+        raise TypeError(f"{fn}: {name} has dtype {x.dtype}, expected float32")
+    return x if x.flags.c_contiguous else x.copy(order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
+
+
+def _out(out, shape: tuple[int, ...], fn: str) -> np.ndarray:
+    if out is None:
+        return np.empty(shape, np.float32)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{fn}: out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != np.float32:
+        raise TypeError(f"{fn}: out has dtype {out.dtype}, expected float32")
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{fn}: out has shape {tuple(out.shape)}, expected {tuple(shape)}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{fn}: out must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{fn}: out is read-only")
+    return out
+
+
+def _parse_activation(kind, p0=None, p1=None, fn: str = "activation") -> tuple[int, float, float]:
+    """A name (or None) and optional parameters -> (C id, p0, p1) with ONNX defaults for missing parameters."""
+    name = kind.lower() if isinstance(kind, str) else kind
+    if name not in ACTIVATIONS:
+        known = ", ".join(repr(k) for k in ACTIVATIONS if k is not None)
+        raise ValueError(f"{fn}: unknown activation {kind!r}; known: None, {known}")
+    cid, defaults = ACTIVATIONS[name]
+    given = [p for p in (p0, p1) if p is not None]
+    if p0 is None and p1 is not None:
+        raise ValueError(f"{fn}: p1 given without p0")
+    if len(given) > len(defaults):
+        raise ValueError(f"{fn}: activation {name!r} takes {len(defaults)} parameter(s), got {len(given)}")
+    params = [float(p) for p in given] + list(defaults[len(given):])
+    if any(math.isnan(p) for p in params):
+        raise ValueError(f"{fn}: activation {name!r} parameters must not be NaN: {params}")
+    if cid == 2 and params[0] > params[1]:
+        raise ValueError(f"{fn}: clip min {params[0]} is greater than max {params[1]}")
+    params += [0.0] * (2 - len(params))
+    return cid, params[0], params[1]
+
+
+def activation(x: np.ndarray, kind, p0: float | None = None, p1: float | None = None, out=None) -> np.ndarray:
+    """Elementwise activation y = kind(x).
+
+    kind: one of ACTIVATIONS ("relu", "leaky_relu", "clip", "relu6", "sigmoid", "tanh", "silu", "gelu",
+    "gelu_tanh", "hardsigmoid", "hardswish", "elu", "softplus", "exp"). p0, p1: its parameters (None -> the ONNX
+    default): leaky_relu/elu alpha = p0; clip min, max = p0, p1; hardsigmoid alpha, beta = p0, p1.
+    Accuracy vs float64: relu, leaky_relu, clip, hardsigmoid exact (bitwise equal across ISAs); the others within
+    atol = rtol = 1e-6 except exp (rtol 1e-6, no atol: a few ulp), softplus and elu for x below about -87 (exp
+    flushes to 0: the result is 0 or -alpha where the true value is a denormal away). NaN in gives NaN out.
+    `out` may be x (in place).
+    """
+    cid, a, b = _parse_activation(kind, p0, p1)
+    x = _f32(x, "x", "activation")
+    y = _out(out, x.shape, "activation")
+    _k.act_f32(x, y, cid, a, b)
+    return y
+
+
+def _collapse(shape: tuple[int, ...], sa: tuple[int, ...], sb: tuple[int, ...]):
+    """Merges adjacent output axes with the same broadcast pattern (operand broadcast or not) and drops size-1
+    axes: returns [(size, a_full, b_full)] from outer to inner."""
+    dims: list[list] = []
+    for n, fa, fb in zip(shape, sa, sb):
+        if n == 1:
+            continue
+        if dims and dims[-1][1] == fa and dims[-1][2] == fb:
+            dims[-1][0] *= n
+        else:
+            dims.append([n, fa, fb])
+    return dims
+
+
+def binary(a: np.ndarray, b: np.ndarray, op: str, out=None) -> np.ndarray:
+    """y = a op b with numpy broadcasting; op in BINARY_OPS: add, sub, mul, div, max, min.
+
+    max/min propagate NaN (as numpy.maximum/minimum). Results are bitwise equal to numpy's float32 result (one IEEE
+    operation per element) for every ISA. Broadcast patterns run in C when, after merging adjacent axes with the
+    same pattern, at most 3 axes remain with the innermost one either shared by both operands or broadcast in
+    one: same shape, scalar, a row/bias broadcast over leading axes, an NCHW channel vector of shape (C, 1, 1), and
+    similar. Other patterns (e.g. outer products needing 4 or more axes) fall back to numpy, with the same result.
+    `out` may be a or b when that operand has the output's shape.
+    """
+    if op not in BINARY_OPS:
+        raise ValueError(f"binary: unknown op {op!r}; known: {', '.join(BINARY_OPS)}")
+    a = _f32(a, "a", "binary")
+    b = _f32(b, "b", "binary")
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"binary: shapes {a.shape} and {b.shape} do not broadcast") from None
+    y = _out(out, shape, "binary")
+    nd = len(shape)
+    ash = (1,) * (nd - a.ndim) + a.shape
+    bsh = (1,) * (nd - b.ndim) + b.shape
+    dims = _collapse(shape, tuple(s != 1 for s in ash), tuple(s != 1 for s in bsh))
+    if len(dims) > 3:
+        # rare: keep numpy's semantics exactly (an out that aliases an input is safe in numpy too); no warnings, as
+        # the C path raises none for inf/NaN results
+        with np.errstate(all="ignore"):
+            _NUMPY_BINARY[op](a, b, out=y)
+        return y
+    while len(dims) < 3:  # every kept axis has size > 1, so at least one operand is full along it
+        dims.insert(0, [1, True, True])
+    d = tuple(int(n) for n, _, _ in dims)
+
+    def strides(col: int) -> tuple[int, ...]:
+        st, acc = [], 1
+        for n, *full in reversed(dims):
+            st.append(acc if full[col] else 0)
+            if full[col]:
+                acc *= n
+        st = st[::-1]
+        return tuple(st)
+
+    sa, sb = strides(0), strides(1)
+    _k.binary_f32(BINARY_OPS[op], d, a, sa, b, sb, y)
+    return y
+
+
+def _axis(axis: int, ndim: int, fn: str) -> int:
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"{fn}: axis must be an int, got {type(axis).__name__}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{fn}: axis {axis} is out of range for a {ndim}-D input")
+    return int(axis) % ndim
+
+
+def softmax(x: np.ndarray, axis: int = -1, log: bool = False, out=None) -> np.ndarray:
+    """Softmax (or log-softmax) along one axis, numerically stable (the row maximum is subtracted first).
+
+    Within about 1e-6 relative of float64 (softmax), 1e-6 absolute (log-softmax). The last axis runs in C in place
+    over the rows; another axis is moved last (one copy in, one out). `out` may be x."""
+    if x is not None and isinstance(x, np.ndarray) and x.ndim == 0:
+        raise ValueError("softmax: x must have at least one axis")
+    x = _f32(x, "x", "softmax")
+    ax = _axis(axis, x.ndim, "softmax")
+    y = _out(out, x.shape, "softmax")
+    if ax == x.ndim - 1:
+        n = x.shape[-1]
+        _k.softmax_f32(x, y, x.size // n if n else 0, n, bool(log))
+        return y
+    xt = np.ascontiguousarray(np.moveaxis(x, ax, -1))
+    n = xt.shape[-1]
+    _k.softmax_f32(xt, xt, xt.size // n if n else 0, n, bool(log))
+    y[...] = np.moveaxis(xt, -1, ax)
+    return y
+
+
+def _norm_param(p, shape: tuple[int, ...], n: int, name: str, fn: str):
+    if p is None:
+        return None
+    p = _f32(p, name, fn)
+    if p.shape == shape:
+        return p.reshape(-1)
+    try:
+        return np.ascontiguousarray(np.broadcast_to(p, shape)).reshape(-1)
+    except ValueError:
+        raise ValueError(f"{fn}: {name} of shape {p.shape} does not broadcast to the normalized shape {shape}") from None
+
+
+def _norm(x, scale, bias, axis, eps, out, rms: bool, return_stats: bool, fn: str):
+    x = _f32(x, "x", fn)
+    if x.ndim == 0:
+        raise ValueError(f"{fn}: x must have at least one axis")
+    ax = _axis(axis, x.ndim, fn)
+    eps = float(eps)
+    if not eps >= 0.0:
+        raise ValueError(f"{fn}: eps must be >= 0, got {eps}")
+    nshape = x.shape[ax:]
+    n = int(np.prod(nshape))
+    rows = int(np.prod(x.shape[:ax]))
+    if n == 0 and rows > 0:
+        raise ValueError(f"{fn}: the normalized shape {nshape} is empty")
+    s = _norm_param(scale, nshape, n, "scale", fn)
+    b = _norm_param(bias, nshape, n, "bias", fn)
+    y = _out(out, x.shape, fn)
+    stats_shape = x.shape[:ax] + (1,) * (x.ndim - ax)
+    mean = np.empty(stats_shape, np.float32) if return_stats else None
+    inv = np.empty(stats_shape, np.float32) if return_stats else None
+    _k.norm_f32(x, y, rows, n, s, b, eps, rms, mean, inv)
+    return (y, mean, inv) if return_stats else y
+
+
+def layer_norm(x: np.ndarray, scale=None, bias=None, axis: int = -1, eps: float = 1e-5, out=None,
+               return_stats: bool = False):
+    """ONNX LayerNormalization: normalizes over axes axis..end, y = (x - mean) / sqrt(var + eps) * scale + bias.
+
+    scale, bias: None or arrays broadcastable to x.shape[axis:]. With return_stats, returns (y, mean, inv_std), the
+    statistics shaped x.shape[:axis] + (1,) * (ndim - axis) as ONNX's optional outputs. Sums run in float32 with
+    several vector accumulators (error ~ n eps relative to the data's spread). `out` may be x."""
+    return _norm(x, scale, bias, axis, eps, out, False, return_stats, "layer_norm")
+
+
+def rms_norm(x: np.ndarray, scale=None, bias=None, axis: int = -1, eps: float = 1e-5, out=None) -> np.ndarray:
+    """RMS normalization over axes axis..end: y = x / sqrt(mean(x^2) + eps) * scale (+ bias)."""
+    return _norm(x, scale, bias, axis, eps, out, True, False, "rms_norm")
+
+
+# ---------------------------------------------------------------- pooling and convolution helpers
+
+def _pair(v, name: str, fn: str, minimum: int) -> tuple[int, int]:
+    if isinstance(v, (int, np.integer)):
+        v = (v, v)
+    try:
+        t = tuple(int(i) for i in v)
+    except TypeError:
+        raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {v!r}") from None
+    if len(t) != 2:
+        raise ValueError(f"{fn}: {name} must have 2 entries (height, width), got {len(t)}")
+    if any(i < minimum for i in t):
+        raise ValueError(f"{fn}: {name} entries must be >= {minimum}, got {t}")
+    return t
+
+
+def _pads(p, fn: str) -> tuple[int, int, int, int]:
+    if p is None:
+        return (0, 0, 0, 0)
+    if isinstance(p, (int, np.integer)):
+        p = (p,) * 4
+    t = tuple(int(i) for i in p)
+    if len(t) == 2:
+        t = t + t
+    if len(t) != 4:
+        raise ValueError(f"{fn}: pads must be (top, left, bottom, right), got {p!r}")
+    if any(i < 0 for i in t):
+        raise ValueError(f"{fn}: pads must be >= 0, got {t}")
+    return t
+
+
+def pool_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int = 1,
+                     ceil_mode: bool = False) -> int:
+    """ONNX pooling output length along one axis with explicit pads (onnx.reference's formula, including the
+    ceil_mode rule that the last window must start inside the input or its begin padding)."""
+    span = dilation * (kernel - 1) + 1
+    num = size + pad_begin + pad_end - span
+    if num < 0:
+        return 0
+    out = (-(-num // stride) if ceil_mode else num // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad_begin:
+        out -= 1
+    return out
+
+
+def _geometry(x_hw, kernel, strides, pads, dilations, ceil_mode, fn):
+    kh, kw = _pair(kernel, "kernel", fn, 1)
+    sh, sw = _pair(strides, "strides", fn, 1)
+    dh, dw = _pair(dilations, "dilations", fn, 1)
+    pt, pl, pb, pr = _pads(pads, fn)
+    h, w = x_hw
+    oh = pool_output_size(h, kh, sh, pt, pb, dh, ceil_mode)
+    ow = pool_output_size(w, kw, sw, pl, pr, dw, ceil_mode)
+    return (h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr)
+
+
+def _nchw(x, fn: str) -> np.ndarray:
+    x = _f32(x, "x", fn)
+    if x.ndim != 4:
+        raise ValueError(f"{fn}: x must be 4-D (N, C, H, W), got shape {x.shape}")
+    return x
+
+
+def _pool(kind: int, x, kernel, strides, pads, dilations, ceil_mode, out, fn):
+    x = _nchw(x, fn)
+    n, c, h, w = x.shape
+    g = _geometry((h, w), kernel, strides, pads, dilations, ceil_mode, fn)
+    y = _out(out, (n, c, g[2], g[3]), fn)
+    _k.pool2d_f32(kind, x, y, n * c, g)
+    return y
+
+
+def max_pool2d(x: np.ndarray, kernel, strides=1, pads=None, dilations=1, ceil_mode: bool = False,
+               out=None) -> np.ndarray:
+    """ONNX MaxPool on NCHW float32 with explicit pads (top, left, bottom, right) (the caller converts auto_pad).
+    Padding never wins (it is not a value); NaN propagates; a window with no input element gives -inf."""
+    return _pool(0, x, kernel, strides, pads, dilations, ceil_mode, out, "max_pool2d")
+
+
+def avg_pool2d(x: np.ndarray, kernel, strides=1, pads=None, dilations=1, ceil_mode: bool = False,
+               count_include_pad: bool = False, out=None) -> np.ndarray:
+    """ONNX AveragePool on NCHW float32 with explicit pads (top, left, bottom, right). The divisor counts the
+    window's elements inside the input, or with count_include_pad those inside the padded input (a ceil_mode window
+    reaching past the end padding is cut there, as onnxruntime does). Bitwise equal across ISAs."""
+    return _pool(2 if count_include_pad else 1, x, kernel, strides, pads, dilations, ceil_mode, out, "avg_pool2d")
+
+
+def _global(op: int, x, out, fn):
+    x = _f32(x, "x", fn)
+    if x.ndim < 3:
+        raise ValueError(f"{fn}: x must be (N, C, spatial...), got shape {x.shape}")
+    n, c = x.shape[:2]
+    hw = int(np.prod(x.shape[2:]))
+    if hw == 0 and n * c:
+        raise ValueError(f"{fn}: empty spatial shape {x.shape[2:]}")
+    y = _out(out, (n, c) + (1,) * (x.ndim - 2), fn)
+    _k.global_pool_f32(op, x, y, n * c, hw)
+    return y
+
+
+def global_avg_pool(x: np.ndarray, out=None) -> np.ndarray:
+    """ONNX GlobalAveragePool: mean over every axis after the first two (any number of spatial axes)."""
+    return _global(0, x, out, "global_avg_pool")
+
+
+def global_max_pool(x: np.ndarray, out=None) -> np.ndarray:
+    """ONNX GlobalMaxPool: max over every axis after the first two; NaN propagates."""
+    return _global(1, x, out, "global_max_pool")
+
+
+def _conv_geometry(h, w, kernel, strides, pads, dilations, fn):
+    g = _geometry((h, w), kernel, strides, pads, dilations, False, fn)
+    return g
+
+
+def im2col(x: np.ndarray, kernel, strides=1, pads=None, dilations=1, out=None) -> np.ndarray:
+    """One image (C, H, W) -> the (C*kh*kw, oh*ow) column matrix of a convolution (row (c*kh + a)*kw + b holds
+    tap (a, b) of channel c at every output position; padding is 0), so Conv = W (M, C*kh*kw) @ col.
+    oh, ow are Conv's output sizes: floor((H + pt + pb - dh (kh - 1) - 1) / sh) + 1. Exact copy (threaded)."""
+    x = _f32(x, "x", "im2col")
+    if x.ndim != 3:
+        raise ValueError(f"im2col: x must be 3-D (C, H, W) (one batch item), got shape {x.shape}")
+    c, h, w = x.shape
+    g = _conv_geometry(h, w, kernel, strides, pads, dilations, "im2col")
+    y = _out(out, (c * g[4] * g[5], g[2] * g[3]), "im2col")
+    _k.im2col_f32(x, y, c, g)
+    return y
+
+
+def depthwise_conv2d(x: np.ndarray, w: np.ndarray, bias=None, strides=1, pads=None, dilations=1, activation=None,
+                     out=None) -> np.ndarray:
+    """Depthwise Conv (ONNX Conv with group = C and one output channel per group) on NCHW float32, with the bias
+    and an activation fused: y[n, c] = act(bias[c] + sum_taps w[c, 0, a, b] * x[n, c, tap]).
+
+    w: (C, 1, kh, kw) as in ONNX (or (C, kh, kw)); any kernel size, stride and dilation, explicit pads (top, left,
+    bottom, right). The interior runs vectorized for strides 1 and 2, the borders and other strides in C per
+    element. activation: None, a name or (name, p0[, p1]) as in `activation()`. Accumulates with FMA: within
+    (kh kw + 1) eps (|bias| + sum |w x|) of float64, before the activation."""
+    x = _nchw(x, "depthwise_conv2d")
+    w = _f32(w, "w", "depthwise_conv2d")
+    n, c, h, wd = x.shape
+    if w.ndim == 4 and w.shape[1] == 1:
+        kh, kw = w.shape[2:]
+    elif w.ndim == 3:
+        kh, kw = w.shape[1:]
+    else:
+        raise ValueError(f"depthwise_conv2d: w must be (C, 1, kh, kw) or (C, kh, kw), got shape {w.shape}")
+    if w.shape[0] != c:
+        raise ValueError(f"depthwise_conv2d: w has {w.shape[0]} channels, x has {c}")
+    if kh < 1 or kw < 1:
+        raise ValueError(f"depthwise_conv2d: empty kernel {w.shape}")
+    if bias is not None:
+        bias = _f32(bias, "bias", "depthwise_conv2d")
+        if bias.shape != (c,):
+            raise ValueError(f"depthwise_conv2d: bias has shape {bias.shape}, expected ({c},)")
+    if isinstance(activation, (tuple, list)):
+        if not 1 <= len(activation) <= 3:
+            raise ValueError(f"depthwise_conv2d: activation must be a name or (name, p0[, p1]), got {activation!r}")
+        cid, p0, p1 = _parse_activation(activation[0], *activation[1:], fn="depthwise_conv2d")
+    else:
+        cid, p0, p1 = _parse_activation(activation, fn="depthwise_conv2d")
+    g = _conv_geometry(h, wd, (kh, kw), strides, pads, dilations, "depthwise_conv2d")
+    y = _out(out, (n, c, g[2], g[3]), "depthwise_conv2d")
+    if c == 0 or n == 0:
+        return y
+    _k.dwconv2d_f32(x, w, bias, y, n * c, c, g, cid, p0, p1)
+    return y
