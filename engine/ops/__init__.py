@@ -12,4 +12,5 @@ from engine.ops import (  # noqa: F401  (imported for their registrations)
     sequence,
     tensor,
 )
+from engine.ops import accel  # noqa: F401,E402  (last: wraps the builders above with their C fast paths)
 from engine.ops._registry import REGISTRY, NodeCtx, Unsupported, lookup, register  # noqa: F401

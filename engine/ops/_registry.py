@@ -75,6 +75,21 @@ def register(*op_types: str, domain: str = "", shape_inputs: tuple | None = None
     return deco
 
 
+def accelerate(*op_types: str, domain: str = ""):
+    """Wraps the registered builder of `op_types` with a faster one: `fast(ctx, base_build)` returns a run
+    function (using C kernels where they apply) or `base_build(ctx)` where they do not (other dtypes, attributes).
+    Keeps op semantics in one place (the family modules) and the C wiring in another (engine.ops.accel)."""
+    def deco(fast):
+        for op in op_types:
+            od = REGISTRY.get((domain, op))
+            if od is None:
+                raise RuntimeError(f"accelerate: op {op} is not registered")
+            base = od.build
+            od.build = (lambda ctx, _base=base: fast(ctx, _base))
+        return fast
+    return deco
+
+
 def lookup(domain: str, op_type: str) -> OpDef | None:
     return REGISTRY.get(("" if domain == "ai.onnx" else domain, op_type))
 

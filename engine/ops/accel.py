@@ -1,0 +1,270 @@
+"""C kernels behind the hot ops. The family modules (elementwise, reduce, nn, fused) define each op's full
+semantics in numpy; this module wraps their builders (`_registry.accelerate`) so that float32 tensors of the
+common layouts run on engine's C kernels (`engine.kernels`, `engine._C._kernels.gemm`) instead, and everything
+else (other dtypes, 1-D/3-D convolutions, grouped convolutions, MaxPool's Indices output...) falls through to
+the numpy implementation unchanged.
+
+- Conv / engine::FusedConv (2-D, float32, constant W): depthwise convolutions on the direct C kernel with bias and
+  activation fused; group-1 convolutions as im2col (C, threaded) + GEMM with the bias and activation in its
+  epilogue; a 1x1 stride-1 unpadded convolution is a GEMM on the activations directly.
+- MaxPool / AveragePool (2-D) and GlobalAveragePool / GlobalMaxPool on the C pooling kernels.
+- Softmax / LogSoftmax and LayerNormalization on their row kernels.
+- Activations (Relu, Sigmoid, Tanh, LeakyRelu, Elu, HardSigmoid, HardSwish, Softplus, Gelu, Clip) and the binary
+  ops Add/Sub/Mul/Div/Max/Min on the threaded elementwise kernels, for tensors big enough that the kernel's
+  threads beat numpy's single pass (below that numpy is as fast and has less call overhead).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from engine import kernels as K
+from engine._C import _kernels as _k
+from engine.linalg import _activation
+from engine.ops._registry import NodeCtx, accelerate
+
+F32 = np.dtype(np.float32)
+ELEMENTWISE_MIN = 1 << 15   # elements: below this numpy's ufunc is as fast as the threaded kernel
+ACTIVATION_MIN = 1 << 10    # transcendental activations win earlier
+
+
+# ------------------------------------------------------------------------------------------------ conv
+def _conv_attrs(ctx: NodeCtx):
+    auto_pad = ctx.attr_str("auto_pad", "NOTSET")
+    return (ctx.attr("group", 1), ctx.attr("strides", None), ctx.attr("dilations", None), ctx.attr("pads", None),
+            auto_pad, ctx.attr("kernel_shape", None))
+
+
+def _conv_fast(ctx: NodeCtx, base, act):
+    from engine.ops.nn import _conv_geometry  # the exact ONNX output-size formulas, shared with the numpy path
+
+    w = ctx.const(1)
+    b = ctx.const(2)
+    if w is None or w.dtype != F32 or w.ndim != 4 or (ctx.has_input(2) and b is None):
+        return None
+    group, strides, dil, pads, auto_pad, kshape = _conv_attrs(ctx)
+    m, cg, kh, kw = w.shape
+    if kshape is not None and tuple(kshape) != (kh, kw):
+        return None
+    s = tuple(strides) if strides else (1, 1)
+    d = tuple(dil) if dil else (1, 1)
+    p = tuple(pads) if pads else (0, 0, 0, 0)
+    if len(s) != 2 or len(d) != 2 or len(p) != 4:
+        return None
+    bias = None if b is None else np.ascontiguousarray(b.reshape(-1), dtype=F32)
+    depthwise = group > 1 and cg == 1 and m == group
+    if group != 1 and not depthwise:
+        return None
+    if depthwise:
+        wd = np.ascontiguousarray(w)
+    else:
+        w2 = np.ascontiguousarray(w.reshape(m, cg * kh * kw))
+    kind, p0, p1 = _activation(act) if act is not None else (0, 0.0, 0.0)
+    geo_cache: dict = {}
+
+    def geometry(shape):
+        g = geo_cache.get(shape)
+        if g is None:
+            out, pb, pe = _conv_geometry(shape, (kh, kw), s, d, p, auto_pad, "Conv")
+            g = geo_cache[shape] = (out, (pb[0], pb[1], pe[0], pe[1]))
+        return g
+
+    def run(x, _w=None, _b=None):
+        if x.dtype != F32 or x.ndim != 4 or x.shape[1] != cg * group:
+            return base_run(x, _w, _b)
+        n, c, h, wd_ = x.shape
+        (oh, ow), pp = geometry((h, wd_))
+        x = np.ascontiguousarray(x)
+        if depthwise:
+            return (K.depthwise_conv2d(x, wd, bias, s, pp, d, act),)
+        y = np.empty((n, m, oh, ow), F32)
+        direct = kh == kw == 1 and s == (1, 1) and not any(pp)
+        for i in range(n):
+            col = x[i].reshape(c, h * wd_) if direct else K.im2col(x[i], (kh, kw), s, pp, d)
+            _k.gemm(w2, col, y[i].reshape(m, oh * ow), False, False, 1.0, 0.0, bias,
+                    _k.BIAS_ROW if bias is not None else _k.BIAS_NONE, kind, p0, p1)
+        return (y,)
+
+    base_run = base(ctx)
+    return run
+
+
+@accelerate("Conv")
+def conv(ctx: NodeCtx, base):
+    return _conv_fast(ctx, base, None) or base(ctx)
+
+
+@accelerate("FusedConv", domain="engine")
+def fused_conv(ctx: NodeCtx, base):
+    from engine.ops.fused import _act_params
+
+    return _conv_fast(ctx, base, _act_params(ctx)) or base(ctx)
+
+
+# --------------------------------------------------------------------------------------------- pooling
+def _pool_fast(ctx: NodeCtx, base, kind: str):
+    from engine.ops.nn import _pool_geometry
+
+    if ctx.has_output(1):  # MaxPool's Indices: numpy path
+        return None
+    k = ctx.attr("kernel_shape", None)
+    if k is None or len(k) != 2:
+        return None
+    s = tuple(ctx.attr("strides", None) or (1, 1))
+    d = tuple(ctx.attr("dilations", None) or (1, 1))
+    p = tuple(ctx.attr("pads", None) or (0, 0, 0, 0))
+    ceil = bool(ctx.attr("ceil_mode", 0))
+    auto_pad = ctx.attr_str("auto_pad", "NOTSET")
+    include = bool(ctx.attr("count_include_pad", 0))
+    if len(s) != 2 or len(d) != 2 or len(p) != 4 or (kind == "avg" and d != (1, 1) and ctx.version < 19):
+        return None
+    base_run = base(ctx)
+    cache: dict = {}
+
+    def run(x):
+        if x.dtype != F32 or x.ndim != 4:
+            return base_run(x)
+        g = cache.get(x.shape[2:])
+        if g is None:
+            out, pb, pe = _pool_geometry(x.shape[2:], tuple(k), s, d, p, auto_pad, ceil, ctx.op_type)
+            g = cache[x.shape[2:]] = (out, (pb[0], pb[1], pe[0], pe[1]))
+        out, pp = g
+        x = np.ascontiguousarray(x)
+        if kind == "max":
+            y = K.max_pool2d(x, tuple(k), s, pp, d, ceil and auto_pad == "NOTSET")
+        else:
+            y = K.avg_pool2d(x, tuple(k), s, pp, d, ceil and auto_pad == "NOTSET", include)
+        if y.shape[2:] != tuple(out):  # the kernel's size formula must agree with ONNX's; else the numpy path
+            return base_run(x)
+        return (y,)
+    return run
+
+
+@accelerate("MaxPool")
+def max_pool(ctx: NodeCtx, base):
+    return _pool_fast(ctx, base, "max") or base(ctx)
+
+
+@accelerate("AveragePool")
+def avg_pool(ctx: NodeCtx, base):
+    return _pool_fast(ctx, base, "avg") or base(ctx)
+
+
+@accelerate("GlobalAveragePool", "GlobalMaxPool")
+def global_pool(ctx: NodeCtx, base):
+    f = K.global_avg_pool if ctx.op_type == "GlobalAveragePool" else K.global_max_pool
+    base_run = base(ctx)
+
+    def run(x):
+        if x.dtype != F32 or x.ndim < 3:
+            return base_run(x)
+        y = f(np.ascontiguousarray(x))
+        return (y.reshape(x.shape[:2] + (1,) * (x.ndim - 2)),)
+    return run
+
+
+# ---------------------------------------------------------------------------------- softmax and norms
+@accelerate("Softmax", "LogSoftmax")
+def softmax(ctx: NodeCtx, base):
+    log = ctx.op_type == "LogSoftmax"
+    legacy = ctx.version < 13
+    axis = ctx.attr("axis", 1 if legacy else -1)
+    base_run = base(ctx)
+
+    def run(x):
+        if x.dtype != F32 or x.ndim == 0 or not -x.ndim <= axis < x.ndim:
+            return base_run(x)
+        x = np.ascontiguousarray(x)
+        if legacy:  # coerce to 2-D at axis, softmax over the second dimension
+            ax = axis % x.ndim
+            rows = int(np.prod(x.shape[:ax], dtype=np.int64))
+            if x.size == 0:
+                return base_run(x)
+            return (K.softmax(x.reshape(rows, -1), -1, log).reshape(x.shape),)
+        return (K.softmax(x, axis, log),)
+    return run
+
+
+@accelerate("LayerNormalization")
+def layer_norm(ctx: NodeCtx, base):
+    axis = ctx.attr("axis", -1)
+    eps = ctx.attr("epsilon", 1e-5)
+    stats = ctx.has_output(1) or ctx.has_output(2)
+    base_run = base(ctx)
+    if ctx.attr("stash_type", 1) != 1:
+        return base_run
+
+    def run(x, scale, bias=None):
+        if x.dtype != F32 or scale.dtype != F32 or (bias is not None and bias.dtype != F32) or x.size == 0:
+            return base_run(x, scale, bias)
+        x = np.ascontiguousarray(x)
+        if stats:
+            y, mean, inv = K.layer_norm(x, scale, bias, axis, eps, return_stats=True)
+            return (y, mean, inv)
+        return (K.layer_norm(x, scale, bias, axis, eps),)
+    return run
+
+
+# ---------------------------------------------------------------------------------------- elementwise
+_ACT = {"Relu": ("relu", ELEMENTWISE_MIN), "Sigmoid": ("sigmoid", ACTIVATION_MIN), "Tanh": ("tanh", ACTIVATION_MIN),
+        "LeakyRelu": ("leaky_relu", ELEMENTWISE_MIN), "Elu": ("elu", ACTIVATION_MIN),
+        "HardSigmoid": ("hardsigmoid", ELEMENTWISE_MIN), "HardSwish": ("hardswish", ELEMENTWISE_MIN),
+        "Softplus": ("softplus", ACTIVATION_MIN), "Gelu": ("gelu", ACTIVATION_MIN)}
+
+
+@accelerate(*_ACT)
+def activation(ctx: NodeCtx, base):
+    name, min_size = _ACT[ctx.op_type]
+    if ctx.op_type == "LeakyRelu":
+        params = (ctx.attr("alpha", 0.01), None)
+    elif ctx.op_type == "Elu":
+        params = (ctx.attr("alpha", 1.0), None)
+    elif ctx.op_type == "HardSigmoid":
+        params = (ctx.attr("alpha", 0.2), ctx.attr("beta", 0.5))
+    elif ctx.op_type == "Gelu":
+        if ctx.attr_str("approximate", "none") == "tanh":
+            name = "gelu_tanh"
+        params = (None, None)
+    else:
+        params = (None, None)
+    base_run = base(ctx)
+
+    def run(x):
+        if x.dtype != F32 or x.size < min_size:
+            return base_run(x)
+        return (K.activation(np.ascontiguousarray(x), name, *params),)
+    return run
+
+
+@accelerate("Clip")
+def clip(ctx: NodeCtx, base):
+    base_run = base(ctx)
+    if ctx.version < 11:
+        return base_run
+    lo, hi = ctx.const(1), ctx.const(2)
+    if (ctx.has_input(1) and lo is None) or (ctx.has_input(2) and hi is None):
+        return base_run
+    lo = -np.inf if lo is None else float(lo)
+    hi = np.inf if hi is None else float(hi)
+
+    def run(x, *_):
+        if x.dtype != F32 or x.size < ELEMENTWISE_MIN:
+            return base_run(x, *_)
+        return (K.activation(np.ascontiguousarray(x), "clip", lo, hi),)
+    return run
+
+
+_BIN = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Max": "max", "Min": "min"}
+
+
+@accelerate(*_BIN)
+def binary(ctx: NodeCtx, base):
+    op = _BIN[ctx.op_type]
+    base_run = base(ctx)
+    if ctx.n_inputs != 2:
+        return base_run
+
+    def run(a, b):
+        if a.dtype != F32 or b.dtype != F32 or max(a.size, b.size) < ELEMENTWISE_MIN:
+            return base_run(a, b)
+        return (K.binary(a, b, op),)
+    return run
