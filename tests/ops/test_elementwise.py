@@ -404,3 +404,24 @@ def test_runtime_errors_are_clear():
                    out_types=[(TensorProto.FLOAT, None)])
     with pytest.raises((engine.RunError, engine.ModelLoadError, engine.InvalidInputError)):
         run_engine(m, {"a": np.ones((2, 3), F), "b": np.ones((4,), F)})
+
+
+def test_numpy_erf_fallback_matches_math_erf():
+    # the scipy-free erf engine uses when scipy is absent
+    import math
+
+    from engine.ops.elementwise import _erf_numpy
+
+    x = np.concatenate([np.linspace(-7, 7, 4001), np.geomspace(1e-300, 1, 50), -np.geomspace(1e-10, 6, 50)])
+    want = np.array([math.erf(v) for v in x])
+    got = _erf_numpy(x)
+    np.testing.assert_allclose(got, want, rtol=2e-15, atol=0)
+    assert got.dtype == np.float64
+    x32 = x.astype(F)
+    g32 = _erf_numpy(x32)
+    assert g32.dtype == F
+    np.testing.assert_allclose(g32, np.array([math.erf(v) for v in x32.astype(np.float64)]).astype(F), rtol=1e-7,
+                               atol=1e-45)
+    sp = _erf_numpy(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0]))
+    np.testing.assert_array_equal(sp[1:], [1.0, -1.0, 0.0, -0.0])
+    assert np.isnan(sp[0]) and np.signbit(sp[4])
