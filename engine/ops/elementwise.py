@@ -198,9 +198,9 @@ def relu(ctx: NodeCtx):
 def leaky_relu(ctx: NodeCtx):
     alpha = float(ctx.attr("alpha", 0.01))
     a = _scalar(alpha, ctx.in_dtype(0))
-    if 0.0 <= alpha <= 1.0:
+    if 0.0 < alpha <= 1.0:
         def run(x):
-            return (np.maximum(x, x * a),)      # x >= a*x exactly when x >= 0
+            return (np.maximum(x, x * a),)      # x >= a*x exactly when x >= 0 (alpha = 0 would turn +inf to NaN)
     elif alpha > 1.0:
         def run(x):
             return (np.minimum(x, x * a),)

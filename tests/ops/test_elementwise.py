@@ -77,6 +77,7 @@ def test_relu_versions(opset):
 @pytest.mark.parametrize("alpha", [0.01, 0.0, 1.0, 2.5, -0.3])
 def test_leaky_relu_alpha(alpha):
     check_node("LeakyRelu", {"x": _x((4, 4))}, alpha=alpha)
+    check_node("LeakyRelu", {"x": np.array([np.inf, -np.inf, np.nan, 0.0, -0.0], F)}, alpha=alpha)
 
 
 def test_activation_attributes():
@@ -425,3 +426,25 @@ def test_numpy_erf_fallback_matches_math_erf():
     sp = _erf_numpy(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0]))
     np.testing.assert_array_equal(sp[1:], [1.0, -1.0, 0.0, -0.0])
     assert np.isnan(sp[0]) and np.signbit(sp[4])
+
+
+@pytest.mark.parametrize("op,attrs", [("Gelu", {}), ("Gelu", {"approximate": "tanh"}), ("Mish", {}),
+                                      ("Softplus", {}), ("HardSwish", {}), ("Elu", {}), ("Selu", {}),
+                                      ("LeakyRelu", {}), ("Softsign", {}), ("HardSigmoid", {}), ("Celu", {}),
+                                      ("ThresholdedRelu", {}), ("Erf", {}), ("Round", {}), ("IsNaN", {})])
+def test_bfloat16_activations(op, attrs):
+    check_node(op, {"x": _x((3, 4)).astype(ml_dtypes.bfloat16)}, rtol=2e-2, atol=2e-2, **attrs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_without_scipy(monkeypatch, dtype):
+    import engine.ops.elementwise as ew
+
+    monkeypatch.setattr(ew, "_scipy_erf", None)
+    monkeypatch.setattr(ew, "_expit", None)
+    x = _x((4, 5), dtype, -6, 6)
+    x[0, :3] = [np.nan, np.inf, -np.inf]
+    tol = dict(rtol=2e-3, atol=2e-3) if dtype == np.float16 else dict(rtol=1e-6, atol=1e-7)
+    for op in ["Erf", "Gelu", "Sigmoid"]:
+        check_node(op, {"x": x}, **tol)
+    check_node("Swish", {"x": x}, opset=24, **tol)
