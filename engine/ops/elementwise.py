@@ -275,7 +275,7 @@ def hard_sigmoid(ctx: NodeCtx):
     zero, one = _scalar(0, dt), _scalar(1, dt)
 
     def run(x):
-        y = x * a
+        y = np.asarray(x * a)  # 0-d inputs give numpy scalars, which out= cannot take
         y += b
         np.maximum(y, zero, out=y)  # np.clip costs several times more per call
         np.minimum(y, one, out=y)
@@ -291,7 +291,7 @@ def hard_swish(ctx: NodeCtx):
     zero, one = _scalar(0, dt), _scalar(1, dt)
 
     def run(x):
-        y = x * a
+        y = np.asarray(x * a)  # 0-d inputs give numpy scalars, which out= cannot take
         y += b
         np.maximum(y, zero, out=y)
         np.minimum(y, one, out=y)
@@ -365,7 +365,7 @@ def gelu(ctx: NodeCtx):
         h = _scalar(0.5, dt)
 
         def run(x):
-            y = _erf(x * c)
+            y = np.asarray(_erf(x * c))
             y += 1
             y *= x
             y *= h
@@ -376,7 +376,7 @@ def gelu(ctx: NodeCtx):
         h = _scalar(0.5, dt)
 
         def run(x):
-            y = x * x
+            y = np.asarray(x * x)
             y *= k
             y += 1
             y *= x
@@ -677,7 +677,7 @@ def _to_e8m0(x: np.ndarray, saturate: bool, round_mode: str) -> np.ndarray:
     """float -> float8_e8m0fnu (an exponent only) with the spec's rounding modes, from the float32 bits."""
     import ml_dtypes
 
-    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    bits = np.ascontiguousarray(x, dtype=np.float32).reshape(np.shape(x)).view(np.uint32)  # keeps 0-d 0-d
     exp = ((bits >> 23) & 0xFF).astype(np.uint16)
     special = exp == 0xFF
     frac = bits & 0x7FFFFF

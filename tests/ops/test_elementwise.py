@@ -448,3 +448,32 @@ def test_without_scipy(monkeypatch, dtype):
     for op in ["Erf", "Gelu", "Sigmoid"]:
         check_node(op, {"x": x}, **tol)
     check_node("Swish", {"x": x}, opset=24, **tol)
+
+
+@pytest.mark.parametrize("op,attrs", [("Gelu", {}), ("Gelu", {"approximate": "tanh"}), ("Mish", {}),
+                                      ("Softplus", {}), ("HardSwish", {}), ("Elu", {}), ("Selu", {}),
+                                      ("HardSigmoid", {}), ("Celu", {}), ("ThresholdedRelu", {}), ("Erf", {}),
+                                      ("IsInf", {}), ("Cast", {"to": TensorProto.INT64}),
+                                      ("Cast", {"to": TensorProto.FLOAT8E4M3FN})])
+def test_rank0_inputs(op, attrs):
+    check_node(op, {"x": np.array(0.7, F)}, **attrs)
+    check_node(op, {"x": np.array(-1.3, F)}, **attrs)
+
+
+def test_rank0_where_reference_fails():
+    # onnx's reference evaluator rejects 0-d inputs for these; engine keeps the 0-d shape
+    x = np.array(-3.0, F)
+    check_node("Softsign", {"x": x}, expected=[np.array(-0.75, F)])
+    check_node("Cast", {"x": np.array(3.0, F)}, opset=24, to=TensorProto.FLOAT8E8M0,
+               expected=[np.array(4.0, F).astype(ml_dtypes.float8_e8m0fnu)])
+    for op in ["Div", "Mod", "Pow", "BitShift"]:
+        attrs = {"direction": "LEFT"} if op == "BitShift" else {}
+        check_node(op, {"a": np.array(-7 if op != "BitShift" else 5, np.int32), "b": np.array(2, np.int32)},
+                   **attrs)
+
+
+def test_cast_bad_string_is_a_clear_error():
+    m = make_model("Cast", {"x": np.array(["1.5", "abc"], dtype=object)}, out_types=[(TensorProto.FLOAT, [2])],
+                   to=TensorProto.FLOAT)
+    with pytest.raises(engine.RunError, match="string"):
+        run_engine(m, {"x": np.array(["1.5", "abc"], dtype=object)})
