@@ -662,8 +662,16 @@ def where(ctx: NodeCtx):
 _F8_SAT = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz")
 
 
-def _target_dtype(to: int) -> np.dtype:
+def _target_dtype(to) -> np.dtype:
     from onnx import TensorProto, helper
+
+    if isinstance(to, (str, bytes)):  # Cast-1 names the type ("FLOAT")
+        name = to.decode() if isinstance(to, bytes) else to
+        try:
+            to = TensorProto.DataType.Value(name.upper())
+        except ValueError:
+            raise Unsupported(f"Cast to unknown data type {name!r}") from None
+    to = int(to)
 
     if to == TensorProto.STRING:
         return np.dtype(object)
@@ -758,7 +766,7 @@ def _make_cast(dst: np.dtype, saturate: bool, round_mode: str):
 
 @register("Cast", shape_inputs=())
 def cast(ctx: NodeCtx):
-    dst = _target_dtype(int(ctx.attr("to")))
+    dst = _target_dtype(ctx.attr("to"))
     saturate = bool(ctx.attr("saturate", 1))
     round_mode = ctx.attr_str("round_mode", "up")
     if round_mode not in ("up", "down", "nearest"):

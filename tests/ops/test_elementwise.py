@@ -477,3 +477,13 @@ def test_cast_bad_string_is_a_clear_error():
                    to=TensorProto.FLOAT)
     with pytest.raises(engine.RunError, match="string"):
         run_engine(m, {"x": np.array(["1.5", "abc"], dtype=object)})
+
+
+def test_cast_1_names_the_type():
+    x = np.array([1.5, -2.5, 7.0], F)
+    m = make_model("Cast", {"x": x}, opset=1, out_types=[(TensorProto.INT32, [3])], to="INT32")
+    got = run_engine(m, {"x": x})[0]
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, [1, -2, 7])
+    m = make_model("Cast", {"x": x}, opset=1, out_types=[(TensorProto.INT32, [3])], to="NOT_A_TYPE")
+    assert any("NOT_A_TYPE" in str(p) for p in engine.check(m))
