@@ -405,14 +405,6 @@ def swish(ctx: NodeCtx):
 
 
 # ---------------------------------------------------------------------------------------------- Clip
-def _limits(dt):
-    dt = np.dtype(dt)
-    if dt.kind in "iu":
-        info = np.iinfo(dt)
-        return dt.type(info.min), dt.type(info.max)
-    return None, None
-
-
 def _bound(v, what: str):
     if v is None:
         return None
