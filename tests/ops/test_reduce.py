@@ -38,12 +38,20 @@ def _reduce(op, x, axes, opset, keepdims=1, noop=None, const=True, **kw):
 
 
 @pytest.mark.parametrize("op", REDUCE)
-@pytest.mark.parametrize("opset", [11, 13, 18])
-@pytest.mark.parametrize("axes", [None, (1,), (-1,), (0, 2), (-3, -1)])
+@pytest.mark.parametrize("opset", [11, 18])
+@pytest.mark.parametrize("axes", [None, (1,), (0, 2), (-3, -1)])
 @pytest.mark.parametrize("keepdims", [0, 1])
 def test_reduce_axes(op, opset, axes, keepdims):
     x = _x((3, 4, 5))
     _reduce(op, x, axes, opset, keepdims, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", REDUCE)
+def test_reduce_opset13(op):
+    # ReduceSum takes axes as an input from 13, the others still as an attribute until 18
+    x = _x((3, 4, 5))
+    _reduce(op, x, (-1,), 13, 1, rtol=1e-5, atol=1e-5)
+    _reduce(op, x, (0, 2), 13, 0, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("op", REDUCE)
