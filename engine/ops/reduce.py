@@ -87,14 +87,19 @@ def _logsumexp(x, axes, keepdims):
 
 def _mean(x, axes, keepdims):
     w = _float_work(x)
-    n = w.size if axes is None else int(np.prod([w.shape[a] for a in axes], dtype=np.int64))
+    if axes is None:
+        n = w.size
+    else:
+        n = 1
+        for a in axes:
+            n *= w.shape[a]
     if x.dtype.kind in "iu":
         s = np.add.reduce(w, axis=axes, keepdims=keepdims, dtype=np.float64)
     else:
         s = np.add.reduce(w, axis=axes, keepdims=keepdims)
     if n == 0:
         return s * np.nan  # mean of nothing
-    return s / s.dtype.type(n)
+    return s * s.dtype.type(1.0 / n) if s.dtype != np.float64 else s / n
 
 
 def _abs_sum(x, axes, keepdims):
@@ -168,27 +173,33 @@ def _reduce_builder(op_type: str, fn):
                 return () if noop else None
             return _norm_axes(axes, x.ndim)
 
-        def finish(x, r):
-            r = np.asarray(r)
-            return r if r.dtype == x.dtype else r.astype(x.dtype)
-
         if not dynamic:
-            if not fixed and not noop:
+            if not fixed:
+                ax0 = () if noop else None
+
                 def run(x, *_):
-                    return (finish(x, fn(x, None, keepdims)),)
+                    r = fn(x, ax0, keepdims)
+                    return (r if r.dtype == x.dtype else r.astype(x.dtype),)
                 return run
-            if not fixed and noop:
+            t = ctx.in_type(0)
+            rank = None if t is None or t.shape is None else len(t.shape)
+            if rank is not None:
+                norm = _norm_axes(fixed, rank)  # a bad axis is reported at load
+
                 def run(x, *_):
-                    return (finish(x, fn(x, (), keepdims)),)
+                    r = fn(x, norm if x.ndim == rank else _norm_axes(fixed, x.ndim), keepdims)
+                    return (r if r.dtype == x.dtype else r.astype(x.dtype),)
                 return run
 
             def run(x, *_):
-                return (finish(x, fn(x, _norm_axes(fixed, x.ndim), keepdims)),)
+                r = fn(x, _norm_axes(fixed, x.ndim), keepdims)
+                return (r if r.dtype == x.dtype else r.astype(x.dtype),)
             return run
 
         def run(x, axes=None):
             ax = () if axes is None else _axes_const(axes)
-            return (finish(x, fn(x, resolve(x, ax), keepdims)),)
+            r = fn(x, resolve(x, ax), keepdims)
+            return (r if r.dtype == x.dtype else r.astype(x.dtype),)
         return run
 
     register(op_type, shape_inputs=(1,))(build)
@@ -266,10 +277,8 @@ def cumsum(ctx: NodeCtx):
 
 # ------------------------------------------------------------------------------ Softmax / LogSoftmax / Hardmax
 def _softmax_core(w, ax, log: bool):
-    mx = np.max(w, axis=ax, keepdims=True)
-    if not np.all(np.isfinite(mx)):
-        mx = np.where(np.isfinite(mx), mx, 0)
-    e = w - mx
+    # a row holding +inf (or only -inf) gives NaN, as exp(x - max) does in the ONNX function body
+    e = w - np.maximum.reduce(w, axis=ax, keepdims=True)
     if log:
         s = np.add.reduce(np.exp(e), axis=ax, keepdims=True)
         e -= np.log(s)
@@ -353,9 +362,13 @@ def mean_variance_normalization(ctx: NodeCtx):
     def run(x):
         ax = _norm_axes(axes, x.ndim)
         w = _float_work(x)
-        m = np.mean(w, axis=ax, keepdims=True)
+        n = 1
+        for a in ax:
+            n *= w.shape[a]
+        inv = w.dtype.type(1.0 / n) if n else w.dtype.type(np.nan)
+        m = np.add.reduce(w, axis=ax, keepdims=True) * inv
         d = w - m
-        var = np.mean(w * w, axis=ax, keepdims=True) - m * m   # E[x^2] - E[x]^2, as the function body
+        var = np.add.reduce(w * w, axis=ax, keepdims=True) * inv - m * m  # E[x^2] - E[x]^2, as the function body
         std = np.sqrt(np.maximum(var, 0))
         std += w.dtype.type(eps)
         d /= std

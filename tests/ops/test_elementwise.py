@@ -77,6 +77,7 @@ def test_relu_versions(opset):
 @pytest.mark.parametrize("alpha", [0.01, 0.0, 1.0, 2.5, -0.3])
 def test_leaky_relu_alpha(alpha):
     check_node("LeakyRelu", {"x": _x((4, 4))}, alpha=alpha)
+    check_node("LeakyRelu", {"x": np.array([np.inf, -np.inf, np.nan, 0.0, -0.0], F)}, alpha=alpha)
 
 
 def test_activation_attributes():
@@ -404,3 +405,85 @@ def test_runtime_errors_are_clear():
                    out_types=[(TensorProto.FLOAT, None)])
     with pytest.raises((engine.RunError, engine.ModelLoadError, engine.InvalidInputError)):
         run_engine(m, {"a": np.ones((2, 3), F), "b": np.ones((4,), F)})
+
+
+def test_numpy_erf_fallback_matches_math_erf():
+    # the scipy-free erf engine uses when scipy is absent
+    import math
+
+    from engine.ops.elementwise import _erf_numpy
+
+    x = np.concatenate([np.linspace(-7, 7, 4001), np.geomspace(1e-300, 1, 50), -np.geomspace(1e-10, 6, 50)])
+    want = np.array([math.erf(v) for v in x])
+    got = _erf_numpy(x)
+    np.testing.assert_allclose(got, want, rtol=2e-15, atol=0)
+    assert got.dtype == np.float64
+    x32 = x.astype(F)
+    g32 = _erf_numpy(x32)
+    assert g32.dtype == F
+    np.testing.assert_allclose(g32, np.array([math.erf(v) for v in x32.astype(np.float64)]).astype(F), rtol=1e-7,
+                               atol=1e-45)
+    sp = _erf_numpy(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0]))
+    np.testing.assert_array_equal(sp[1:], [1.0, -1.0, 0.0, -0.0])
+    assert np.isnan(sp[0]) and np.signbit(sp[4])
+
+
+@pytest.mark.parametrize("op,attrs", [("Gelu", {}), ("Gelu", {"approximate": "tanh"}), ("Mish", {}),
+                                      ("Softplus", {}), ("HardSwish", {}), ("Elu", {}), ("Selu", {}),
+                                      ("LeakyRelu", {}), ("Softsign", {}), ("HardSigmoid", {}), ("Celu", {}),
+                                      ("ThresholdedRelu", {}), ("Erf", {}), ("Round", {}), ("IsNaN", {})])
+def test_bfloat16_activations(op, attrs):
+    check_node(op, {"x": _x((3, 4)).astype(ml_dtypes.bfloat16)}, rtol=2e-2, atol=2e-2, **attrs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_without_scipy(monkeypatch, dtype):
+    import engine.ops.elementwise as ew
+
+    monkeypatch.setattr(ew, "_scipy_erf", None)
+    monkeypatch.setattr(ew, "_expit", None)
+    x = _x((4, 5), dtype, -6, 6)
+    x[0, :3] = [np.nan, np.inf, -np.inf]
+    tol = dict(rtol=2e-3, atol=2e-3) if dtype == np.float16 else dict(rtol=1e-6, atol=1e-7)
+    for op in ["Erf", "Gelu", "Sigmoid"]:
+        check_node(op, {"x": x}, **tol)
+    check_node("Swish", {"x": x}, opset=24, **tol)
+
+
+@pytest.mark.parametrize("op,attrs", [("Gelu", {}), ("Gelu", {"approximate": "tanh"}), ("Mish", {}),
+                                      ("Softplus", {}), ("HardSwish", {}), ("Elu", {}), ("Selu", {}),
+                                      ("HardSigmoid", {}), ("Celu", {}), ("ThresholdedRelu", {}), ("Erf", {}),
+                                      ("IsInf", {}), ("Cast", {"to": TensorProto.INT64}),
+                                      ("Cast", {"to": TensorProto.FLOAT8E4M3FN})])
+def test_rank0_inputs(op, attrs):
+    check_node(op, {"x": np.array(0.7, F)}, **attrs)
+    check_node(op, {"x": np.array(-1.3, F)}, **attrs)
+
+
+def test_rank0_where_reference_fails():
+    # onnx's reference evaluator rejects 0-d inputs for these; engine keeps the 0-d shape
+    x = np.array(-3.0, F)
+    check_node("Softsign", {"x": x}, expected=[np.array(-0.75, F)])
+    check_node("Cast", {"x": np.array(3.0, F)}, opset=24, to=TensorProto.FLOAT8E8M0,
+               expected=[np.array(4.0, F).astype(ml_dtypes.float8_e8m0fnu)])
+    for op in ["Div", "Mod", "Pow", "BitShift"]:
+        attrs = {"direction": "LEFT"} if op == "BitShift" else {}
+        check_node(op, {"a": np.array(-7 if op != "BitShift" else 5, np.int32), "b": np.array(2, np.int32)},
+                   **attrs)
+
+
+def test_cast_bad_string_is_a_clear_error():
+    m = make_model("Cast", {"x": np.array(["1.5", "abc"], dtype=object)}, out_types=[(TensorProto.FLOAT, [2])],
+                   to=TensorProto.FLOAT)
+    with pytest.raises(engine.RunError, match="string"):
+        run_engine(m, {"x": np.array(["1.5", "abc"], dtype=object)})
+
+
+def test_cast_1_names_the_type():
+    x = np.array([1.5, -2.5, 7.0], F)
+    m = make_model("Cast", {"x": x}, opset=1, out_types=[(TensorProto.INT32, [3])], to="INT32")
+    got = run_engine(m, {"x": x})[0]
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, [1, -2, 7])
+    m = make_model("Cast", {"x": x}, opset=1, out_types=[(TensorProto.INT32, [3])], to="NOT_A_TYPE")
+    assert any("NOT_A_TYPE" in str(p) for p in engine.check(m))
