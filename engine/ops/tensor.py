@@ -715,8 +715,11 @@ def einsum(ctx: NodeCtx):
     eq = ctx.attr_str("equation").replace(" ", "")
 
     def run(*xs):
+        dt = xs[0].dtype
+        if dt.kind not in "fiucb":
+            xs = [x.astype(np.float32) for x in xs]      # bfloat16 & co: numpy cannot einsum them natively
         out = np.einsum(eq, *xs, optimize=len(xs) > 2)
-        return (np.asarray(out, dtype=xs[0].dtype),)
+        return (np.asarray(out).astype(dt, copy=False),)
     return run
 
 
@@ -1549,4 +1552,91 @@ def roi_align(ctx: NodeCtx):
                 m = np.where(valid, m, 0.0)
                 out[r] = m.max(axis=(2, 4)) if gh * gw else 0
         return (out,)
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ strings
+
+def _str_array(x, op):
+    x = np.asarray(x)
+    if x.dtype.kind not in "OUS":
+        raise TypeError(f"{op}: expected a string tensor, got {x.dtype}")
+    if x.dtype.kind != "O":
+        x = x.astype(object)
+    return x
+
+
+@register("StringNormalizer", shape_inputs=None)
+def string_normalizer(ctx: NodeCtx):
+    action = ctx.attr_str("case_change_action", "NONE")
+    if action not in ("NONE", "LOWER", "UPPER"):
+        raise Unsupported(f"StringNormalizer case_change_action {action!r}")
+    sensitive = int(ctx.attr("is_case_sensitive", 0))
+    stops = [w.decode() if isinstance(w, bytes) else w for w in ctx.attr("stopwords", [])]
+    stop_set = set(stops) if sensitive else {w.lower() for w in stops}
+
+    def norm(w):
+        if action == "LOWER":
+            return w.lower()
+        if action == "UPPER":
+            return w.upper()
+        return w
+
+    def run(x):
+        x = _str_array(x, "StringNormalizer")
+        if x.ndim == 2 and x.shape[0] == 1:
+            words = list(x[0])
+        elif x.ndim == 1:
+            words = list(x)
+        else:
+            raise ValueError(f"StringNormalizer: input must be [C] or [1, C], got {list(x.shape)}")
+        kept = [norm(w) for w in words if (w if sensitive else w.lower()) not in stop_set]
+        if not kept:
+            kept = [""]
+        out = np.array(kept, dtype=object)
+        return (out.reshape(1, -1) if x.ndim == 2 else out,)
+    return run
+
+
+@register("StringConcat", shape_inputs=())
+def string_concat(ctx: NodeCtx):
+    def run(a, b):
+        return (np.asarray(_str_array(a, "StringConcat") + _str_array(b, "StringConcat"), dtype=object),)
+    return run
+
+
+@register("RegexFullMatch", shape_inputs=())
+def regex_full_match(ctx: NodeCtx):
+    import re
+
+    pat = ctx.attr_str("pattern", None)
+    if pat is None:
+        raise Unsupported("RegexFullMatch needs a pattern")
+    try:
+        rx = re.compile(pat)
+    except re.error as e:
+        raise Unsupported(f"RegexFullMatch: pattern {pat!r} is not a valid regex: {e}")
+
+    def run(x):
+        x = _str_array(x, "RegexFullMatch")
+        out = np.fromiter((rx.fullmatch(s) is not None for s in x.reshape(-1)), dtype=bool, count=x.size)
+        return (out.reshape(x.shape),)
+    return run
+
+
+@register("StringSplit")
+def string_split(ctx: NodeCtx):
+    delim = ctx.attr_str("delimiter", None) or None
+    maxsplit = ctx.attr("maxsplit", None)
+    ms = -1 if maxsplit is None else int(maxsplit)
+
+    def run(x):
+        x = _str_array(x, "StringSplit")
+        parts = [s.split(delim, ms) if delim is not None else s.split(None, ms) for s in x.reshape(-1)]
+        n = max((len(p) for p in parts), default=0)
+        y = np.full((len(parts), n), "", dtype=object)
+        for i, p in enumerate(parts):
+            y[i, :len(p)] = p
+        z = np.array([len(p) for p in parts], dtype=np.int64).reshape(x.shape)
+        return (y.reshape(x.shape + (n,)), z)
     return run
