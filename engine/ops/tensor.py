@@ -715,8 +715,11 @@ def einsum(ctx: NodeCtx):
     eq = ctx.attr_str("equation").replace(" ", "")
 
     def run(*xs):
+        dt = xs[0].dtype
+        if dt.kind not in "fiucb":
+            xs = [x.astype(np.float32) for x in xs]      # bfloat16 & co: numpy cannot einsum them natively
         out = np.einsum(eq, *xs, optimize=len(xs) > 2)
-        return (np.asarray(out, dtype=xs[0].dtype),)
+        return (np.asarray(out).astype(dt, copy=False),)
     return run
 
 
@@ -996,4 +999,644 @@ def upsample(ctx: NodeCtx):
 
     def run(x, scales):
         return (spec.run(x, scales, None, None, None),)
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ detection
+
+def _box_corners(b, center):
+    b = b.astype(np.float64)
+    if center:
+        hw, hh = b[:, 2] / 2, b[:, 3] / 2
+        return b[:, 0] - hw, b[:, 1] - hh, b[:, 0] + hw, b[:, 1] + hh   # x1, y1, x2, y2
+    y1, x1, y2, x2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    return np.minimum(x1, x2), np.minimum(y1, y2), np.maximum(x1, x2), np.maximum(y1, y2)
+
+
+@register("NonMaxSuppression")
+def non_max_suppression(ctx: NodeCtx):
+    center = int(ctx.attr("center_point_box", 0))
+
+    def run(boxes, scores, max_out=None, iou_thr=None, score_thr=None):
+        if boxes.ndim != 3 or boxes.shape[2] != 4 or scores.ndim != 3 or scores.shape[0] != boxes.shape[0] \
+                or scores.shape[2] != boxes.shape[1]:
+            raise ValueError(f"NonMaxSuppression: boxes {list(boxes.shape)} and scores {list(scores.shape)} "
+                             "must be [B, N, 4] and [B, C, N]")
+        m = 0 if max_out is None or np.size(max_out) == 0 else max(int(np.asarray(max_out).reshape(-1)[0]), 0)
+        iou = 0.0 if iou_thr is None or np.size(iou_thr) == 0 else float(np.asarray(iou_thr).reshape(-1)[0])
+        sthr = None if score_thr is None or np.size(score_thr) == 0 else float(np.asarray(score_thr).reshape(-1)[0])
+        out = []
+        if m == 0:
+            return (np.zeros((0, 3), dtype=np.int64),)
+        for b in range(boxes.shape[0]):
+            x1, y1, x2, y2 = _box_corners(boxes[b], center)
+            area = (x2 - x1) * (y2 - y1)
+            for c in range(scores.shape[1]):
+                s = scores[b, c]
+                cand = np.arange(s.shape[0]) if sthr is None else np.nonzero(s > sthr)[0]
+                cand = cand[np.argsort(-s[cand].astype(np.float64), kind="stable")]
+                alive = np.ones(cand.size, dtype=bool)
+                picked = 0
+                for j in range(cand.size):
+                    if not alive[j]:
+                        continue
+                    i = cand[j]
+                    out.append((b, c, i))
+                    picked += 1
+                    if picked >= m:
+                        break
+                    rest = cand[j + 1:]
+                    iw = np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest])
+                    ih = np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest])
+                    inter = np.where((iw > 0) & (ih > 0), iw * ih, 0.0)
+                    union = area[i] + area[rest] - inter
+                    ok = (inter > 0) & (area[i] > 0) & (area[rest] > 0) & (union > 0)
+                    ratio = np.divide(inter, union, out=np.zeros_like(inter), where=ok)
+                    alive[j + 1:] &= ~(ok & (ratio > iou))
+        return (np.array(out, dtype=np.int64).reshape(-1, 3),)
+    return run
+
+
+@register("CenterCropPad", shape_inputs=(1,))
+def center_crop_pad(ctx: NodeCtx):
+    axes_attr = _ints(ctx.attr("axes", None))
+
+    def run(x, shape):
+        r = x.ndim
+        sh = _ints(shape)
+        axes = list(range(r)) if axes_attr is None else [_axis(a, r) for a in axes_attr]
+        if len(sh) != len(axes):
+            raise ValueError(f"CenterCropPad: shape has {len(sh)} values for {len(axes)} axes")
+        crop = [slice(None)] * r
+        put = [slice(None)] * r
+        new = list(x.shape)
+        for a, t in zip(axes, sh):
+            d = x.shape[a]
+            if t < d:
+                s = (d - t) // 2
+                crop[a] = slice(s, s + t)
+            elif t > d:
+                s = (t - d) // 2
+                put[a] = slice(s, s + d)
+            new[a] = t
+        y = x[tuple(crop)]
+        if tuple(new) == y.shape:
+            return (y,)
+        out = np.zeros(new, dtype=x.dtype)
+        out[tuple(put)] = y
+        return (out,)
+    return run
+
+
+@register("ReverseSequence", shape_inputs=())
+def reverse_sequence(ctx: NodeCtx):
+    batch_axis = int(ctx.attr("batch_axis", 1))
+    time_axis = int(ctx.attr("time_axis", 0))
+    if {batch_axis, time_axis} != {0, 1}:
+        raise Unsupported("ReverseSequence: batch_axis and time_axis must be 0 and 1")
+
+    def run(x, lens):
+        T, B = x.shape[time_axis], x.shape[batch_axis]
+        ln = np.asarray(lens).reshape(-1).astype(np.int64)
+        if ln.size != B or (ln.size and (ln.min() < 0 or ln.max() > T)):
+            raise ValueError(f"ReverseSequence: sequence_lens {ln.tolist()} invalid for batch {B}, time {T}")
+        t = np.arange(T)[:, None]
+        src = np.where(t < ln[None, :], ln[None, :] - 1 - t, t)          # (T, B)
+        idx = src if time_axis == 0 else src.T
+        idx = idx.reshape(idx.shape + (1,) * (x.ndim - 2))
+        return (np.take_along_axis(x, idx, axis=time_axis),)
+    return run
+
+
+@register("Det", shape_inputs=())
+def det(ctx: NodeCtx):
+    def run(x):
+        if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
+            raise ValueError(f"Det: input shape {list(x.shape)} is not [..., M, M]")
+        return (np.asarray(np.linalg.det(x)).astype(x.dtype, copy=False),)
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ random
+
+def _rng(seed):
+    return np.random.RandomState() if seed is None else np.random.RandomState(int(seed))
+
+
+@register("RandomNormal", "RandomUniform", shape_inputs=(), nondeterministic=True)
+def random_(ctx: NodeCtx):
+    dtype = _onnx_dtype(ctx.attr("dtype", 1))
+    shape = tuple(_ints(ctx.attr("shape")))
+    seed = ctx.attr("seed", None)
+    normal = ctx.op_type == "RandomNormal"
+    a = float(ctx.attr("mean", 0.0) if normal else ctx.attr("low", 0.0))
+    b = float(ctx.attr("scale", 1.0) if normal else ctx.attr("high", 1.0))
+
+    def run():
+        st = _rng(seed)
+        if normal:
+            r = st.randn(*shape).astype(dtype) * b + a
+        else:
+            r = st.rand(*shape).astype(dtype) * (b - a) + a
+        return (np.asarray(r, dtype=dtype),)
+    return run
+
+
+@register("RandomNormalLike", "RandomUniformLike", shape_inputs=(), nondeterministic=True)
+def random_like(ctx: NodeCtx):
+    dt = ctx.attr("dtype", None)
+    dtype = None if dt is None else _onnx_dtype(dt)
+    seed = ctx.attr("seed", None)
+    normal = ctx.op_type == "RandomNormalLike"
+    a = float(ctx.attr("mean", 0.0) if normal else ctx.attr("low", 0.0))
+    b = float(ctx.attr("scale", 1.0) if normal else ctx.attr("high", 1.0))
+
+    def run(x):
+        d = dtype or x.dtype
+        st = _rng(seed)
+        if normal:
+            r = st.randn(*x.shape).astype(d) * b + a
+        else:
+            r = st.rand(*x.shape).astype(d) * (b - a) + a
+        return (np.asarray(r, dtype=d),)
+    return run
+
+
+@register("Bernoulli", shape_inputs=(), nondeterministic=True)
+def bernoulli(ctx: NodeCtx):
+    dt = ctx.attr("dtype", None)
+    dtype = None if dt is None else _onnx_dtype(dt)
+    seed = ctx.attr("seed", None)
+
+    def run(p):
+        if p.size and (np.nanmin(p) < 0 or np.nanmax(p) > 1):
+            raise ValueError("Bernoulli: probabilities must lie in [0, 1]")
+        return (_rng(seed).binomial(1, p=p).astype(dtype or p.dtype),)
+    return run
+
+
+@register("Multinomial", shape_inputs=(), nondeterministic=True)
+def multinomial(ctx: NodeCtx):
+    dtype = _onnx_dtype(ctx.attr("dtype", 6))
+    n = int(ctx.attr("sample_size", 1))
+    seed = ctx.attr("seed", None)
+
+    def run(x):
+        if x.ndim != 2:
+            raise ValueError("Multinomial: input must be [batch, classes]")
+        lp = x.astype(np.float64)
+        p = np.exp(lp - lp.max(axis=1, keepdims=True))
+        cdf = np.cumsum(p, axis=1)
+        cdf /= cdf[:, -1:]
+        u = _rng(seed).rand(x.shape[0], n)
+        out = np.empty((x.shape[0], n), dtype=dtype)
+        for i in range(x.shape[0]):
+            out[i] = np.minimum(np.searchsorted(cdf[i], u[i], side="right"), x.shape[1] - 1)
+        return (out,)
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ windows
+
+def _window(ctx: NodeCtx, a0: float, a1: float, a2: float):
+    dtype = _onnx_dtype(ctx.attr("output_datatype", 1))
+    periodic = int(ctx.attr("periodic", 1))
+
+    def run(size):
+        n = int(np.asarray(size).reshape(-1)[0])
+        if n < 0:
+            raise ValueError(f"{ctx.op_type}: size {n} is negative")
+        N = n if periodic else n - 1
+        k = np.arange(n, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = a0 - a1 * np.cos(2 * np.pi * k / N) + a2 * np.cos(4 * np.pi * k / N)
+        if n == 1 and not periodic:
+            w = np.ones(1)
+        return (w.astype(dtype),)
+    return run
+
+
+@register("HannWindow", shape_inputs=(0,))
+def hann_window(ctx: NodeCtx):
+    return _window(ctx, 0.5, 0.5, 0.0)
+
+
+@register("HammingWindow", shape_inputs=(0,))
+def hamming_window(ctx: NodeCtx):
+    return _window(ctx, 25.0 / 46.0, 21.0 / 46.0, 0.0)
+
+
+@register("BlackmanWindow", shape_inputs=(0,))
+def blackman_window(ctx: NodeCtx):
+    return _window(ctx, 0.42, 0.5, 0.08)
+
+
+# ------------------------------------------------------------------------------------------------ spectral
+
+def _to_complex(x):
+    if x.shape[-1] == 1:
+        return x[..., 0]
+    if x.shape[-1] == 2:
+        return x[..., 0] + 1j * x[..., 1]
+    raise ValueError(f"the last dim must be 1 (real) or 2 (complex), got {x.shape[-1]}")
+
+
+def _from_complex(c, dtype):
+    out = np.empty(c.shape + (2,), dtype=dtype)
+    out[..., 0] = c.real
+    out[..., 1] = c.imag
+    return out
+
+
+@register("DFT", shape_inputs=(1, 2))
+def dft(ctx: NodeCtx):
+    v = ctx.version
+    inverse = int(ctx.attr("inverse", 0))
+    onesided = int(ctx.attr("onesided", 0))
+    axis_attr = int(ctx.attr("axis", 1)) if v < 20 else None
+    if onesided and inverse and v < 20:
+        pass
+
+    def run(x, dft_length=None, axis=None):
+        if axis_attr is not None:
+            a = axis_attr
+        else:
+            a = -2 if axis is None or np.size(axis) == 0 else int(np.asarray(axis).reshape(-1)[0])
+        r = x.ndim
+        a = a % r
+        if a == r - 1:
+            raise ValueError("DFT: axis cannot be the last (real/imaginary) dim")
+        c = _to_complex(x)
+        if dft_length is None or np.size(dft_length) == 0:
+            n = 2 * (x.shape[a] - 1) if inverse and onesided else x.shape[a]
+        else:
+            n = int(np.asarray(dft_length).reshape(-1)[0])
+        if n <= 0:
+            raise ValueError(f"DFT: dft_length {n} must be positive")
+        if inverse:
+            if onesided:
+                return (np.fft.irfft(c, n=n, axis=a)[..., None].astype(x.dtype),)
+            return (_from_complex(np.fft.ifft(c, n=n, axis=a), x.dtype),)
+        f = np.fft.fft(c, n=n, axis=a)
+        if onesided:
+            f = np.take(f, np.arange(n // 2 + 1), axis=a)
+        return (_from_complex(f, x.dtype),)
+    return run
+
+
+@register("STFT", shape_inputs=(1, 2, 3))
+def stft(ctx: NodeCtx):
+    onesided = int(ctx.attr("onesided", 1))
+
+    def run(x, frame_step, window=None, frame_length=None):
+        if x.ndim != 3:
+            raise ValueError("STFT: signal must be [batch, length, 1 or 2]")
+        step = int(np.asarray(frame_step).reshape(-1)[0])
+        if frame_length is not None and np.size(frame_length):
+            fl = int(np.asarray(frame_length).reshape(-1)[0])
+        else:
+            fl = x.shape[1] if window is None else window.shape[0]
+        w = np.ones(fl, dtype=x.dtype) if window is None else window
+        ws = w.shape[0]
+        if step <= 0 or ws > x.shape[1]:
+            raise ValueError(f"STFT: frame_step {step} / window {ws} invalid for signal length {x.shape[1]}")
+        nf = 1 + (x.shape[1] - ws) // step
+        idx = np.arange(nf)[:, None] * step + np.arange(ws)
+        frames = x[:, idx, :] * w.reshape(1, 1, ws, 1)            # [B, F, ws, 1|2]
+        f = np.fft.fft(_to_complex(frames), n=fl, axis=2)
+        if onesided:
+            f = f[:, :, :fl // 2 + 1]
+        return (_from_complex(f, x.dtype),)
+    return run
+
+
+@register("MelWeightMatrix", shape_inputs=(0, 1, 2, 3, 4))
+def mel_weight_matrix(ctx: NodeCtx):
+    dtype = _onnx_dtype(ctx.attr("output_datatype", 1))
+
+    def run(num_mel_bins, dft_length, sample_rate, lower_hz, upper_hz):
+        nm = int(np.asarray(num_mel_bins).reshape(-1)[0])
+        dl = int(np.asarray(dft_length).reshape(-1)[0])
+        sr = int(np.asarray(sample_rate).reshape(-1)[0])
+        lo = float(np.asarray(lower_hz).reshape(-1)[0])
+        hi = float(np.asarray(upper_hz).reshape(-1)[0])
+        if nm <= 0 or dl <= 0 or sr <= 0:
+            raise ValueError("MelWeightMatrix: num_mel_bins, dft_length and sample_rate must be positive")
+        nbins = dl // 2 + 1
+        lo_m = 2595 * np.log1p(lo / 700) / np.log(10)
+        hi_m = 2595 * np.log1p(hi / 700) / np.log(10)
+        step = (hi_m - lo_m) / (nm + 2)
+        hz = 700 * np.expm1((np.arange(nm + 2) * step + lo_m) / 2595 * np.log(10))
+        pts = (((dl + 1) * hz) // sr).astype(np.int64)
+        j = np.arange(nbins)[:, None]
+        left, center, right = pts[None, :-2], pts[None, 1:-1], pts[None, 2:]
+        lc = center - left
+        ch = right - center
+        with np.errstate(divide="ignore", invalid="ignore"):
+            up = np.where((j >= left) & (j <= center), (j - left) / np.where(lc == 0, 1, lc), 0.0)
+            up = np.where((lc == 0) & (j == center), 1.0, np.where(lc == 0, 0.0, up))
+            down = np.where((j >= center) & (j < right), (right - j) / np.where(ch == 0, 1, ch), 0.0)
+        out = np.where((ch > 0) & (j >= center) & (j < right), down, up)
+        return (out.astype(dtype),)
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ sampling
+
+def _reflect(x, lo, hi):
+    rng = hi - lo
+    if rng <= 0:
+        return np.full_like(x, lo)
+    below, above = x < lo, x > hi
+    dx = np.where(below, lo - x, x - hi)
+    n = np.floor(dx / rng)
+    r = dx - n * rng
+    even = (n % 2) == 0
+    return np.where(below, np.where(even, lo + r, hi - r), np.where(above, np.where(even, hi - r, lo + r), x))
+
+
+def _cubic_w(t, a=-0.75):
+    return [((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a,
+            ((a + 2) * t - (a + 3)) * t * t + 1,
+            ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1,
+            ((a * (2 - t) - 5 * a) * (2 - t) + 8 * a) * (2 - t) - 4 * a]
+
+
+@register("GridSample", shape_inputs=())
+def grid_sample(ctx: NodeCtx):
+    v = ctx.version
+    mode = ctx.attr_str("mode", "bilinear" if v < 20 else "linear")
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
+    if mode not in ("linear", "nearest", "cubic"):
+        raise Unsupported(f"GridSample mode {mode!r}")
+    pad_mode = ctx.attr_str("padding_mode", "zeros")
+    if pad_mode not in ("zeros", "border", "reflection"):
+        raise Unsupported(f"GridSample padding_mode {pad_mode!r}")
+    align = int(ctx.attr("align_corners", 0))
+    import itertools
+
+    def run(x, grid):
+        N, C = x.shape[:2]
+        dims = x.shape[2:]
+        D = len(dims)
+        if grid.ndim != D + 2 or grid.shape[0] != N or grid.shape[-1] != D:
+            raise ValueError(f"GridSample: grid {list(grid.shape)} does not match input {list(x.shape)}")
+        if v < 20 and D != 2:
+            raise ValueError("GridSample-16 takes 4-D inputs only")
+        out_sp = grid.shape[1:-1]
+        P = int(np.prod(out_sp, dtype=np.int64))
+        g = grid.reshape(N, P, D).astype(np.float64)
+        taps_per_dim = []
+        for d in range(D):
+            size = dims[d]
+            gv = g[:, :, D - 1 - d]
+            c = (gv + 1) / 2 * (size - 1) if align else ((gv + 1) * size - 1) / 2
+            lo, hi = (0.0, size - 1.0) if align else (-0.5, size - 0.5)
+            if mode == "nearest":
+                c = np.rint(c)
+            if pad_mode == "border":
+                c = np.where((c < lo) | (c > hi), np.clip(c, 0, size - 1), c)
+            elif pad_mode == "reflection":
+                c = _reflect(c, lo, hi)
+            if mode == "nearest":
+                idxs, ws = [np.trunc(c).astype(np.int64)], [np.ones_like(c)]
+            else:
+                f = np.floor(c)
+                t = c - f
+                f = f.astype(np.int64)
+                if mode == "linear":
+                    idxs, ws = [f, f + 1], [1 - t, t]
+                else:
+                    idxs, ws = [f - 1, f, f + 1, f + 2], _cubic_w(t)
+            fixed = []
+            for i, w in zip(idxs, ws):
+                if pad_mode == "zeros":
+                    ok = (i >= 0) & (i < size)
+                    fixed.append((np.clip(i, 0, size - 1), np.where(ok, w, 0.0)))
+                elif pad_mode == "border":
+                    fixed.append((np.clip(i, 0, size - 1), w))
+                else:
+                    ii = np.trunc(_reflect(i.astype(np.float64), lo, hi)).astype(np.int64)
+                    fixed.append((np.clip(ii, 0, size - 1), w))
+            taps_per_dim.append(fixed)
+        strides = [int(np.prod(dims[d + 1:], dtype=np.int64)) for d in range(D)]
+        xf = x.reshape(N, C, -1)
+        bn = np.arange(N)[:, None, None]
+        bc = np.arange(C)[None, :, None]
+        acc = np.zeros((N, C, P), dtype=np.float64)
+        for combo in itertools.product(*taps_per_dim):
+            flat = sum(i * s for (i, _), s in zip(combo, strides))
+            w = combo[0][1]
+            for _, ww in combo[1:]:
+                w = w * ww
+            acc += xf[bn, bc, flat[:, None, :]] * w[:, None, :]
+        return (acc.reshape((N, C) + tuple(out_sp)).astype(x.dtype),)
+    return run
+
+
+@register("AffineGrid", shape_inputs=(1,))
+def affine_grid(ctx: NodeCtx):
+    align = int(ctx.attr("align_corners", 0))
+
+    def run(theta, size):
+        sz = _ints(size)
+        sp = sz[2:]
+        D = len(sp)
+        if D not in (2, 3) or theta.shape[1:] != (D, D + 1) or theta.shape[0] != sz[0]:
+            raise ValueError(f"AffineGrid: theta {list(theta.shape)} does not match size {sz}")
+
+        def lin(n):
+            if align:
+                return np.linspace(-1, 1, n) if n > 1 else np.zeros(n)
+            return (2 * np.arange(n) + 1) / n - 1
+        axes = [lin(n) for n in sp]                     # spatial order (D, H, W) / (H, W)
+        mesh = np.meshgrid(*axes, indexing="ij")
+        base = np.stack([m for m in reversed(mesh)] + [np.ones_like(mesh[0])], axis=-1)   # (..., x, y[, z], 1)
+        out = np.einsum("...k,njk->n...j", base, theta.astype(np.float64))
+        return (out.astype(theta.dtype),)
+    return run
+
+
+@register("Col2Im", shape_inputs=(1, 2))
+def col2im(ctx: NodeCtx):
+    dil_a = _ints(ctx.attr("dilations", None))
+    pads_a = _ints(ctx.attr("pads", None))
+    str_a = _ints(ctx.attr("strides", None))
+    import itertools
+
+    def run(x, image_shape, block_shape):
+        img = _ints(image_shape)
+        blk = _ints(block_shape)
+        D = len(img)
+        dil = dil_a or [1] * D
+        pads = pads_a or [0] * (2 * D)
+        st = str_a or [1] * D
+        N, CK, L = x.shape
+        K = int(np.prod(blk))
+        if CK % K:
+            raise ValueError(f"Col2Im: input dim 1 ({CK}) not divisible by the block size {K}")
+        C = CK // K
+        outs = [(img[d] + pads[d] + pads[d + D] - dil[d] * (blk[d] - 1) - 1) // st[d] + 1 for d in range(D)]
+        if int(np.prod(outs)) != L:
+            raise ValueError(f"Col2Im: {L} blocks given, the geometry implies {outs}")
+        cols = x.reshape((N, C) + tuple(blk) + tuple(outs))
+        padded = np.zeros((N, C) + tuple(img[d] + pads[d] + pads[d + D] for d in range(D)), dtype=x.dtype)
+        for k in itertools.product(*[range(b) for b in blk]):
+            sl = tuple(slice(k[d] * dil[d], k[d] * dil[d] + st[d] * (outs[d] - 1) + 1, st[d]) for d in range(D))
+            padded[(slice(None), slice(None)) + sl] += cols[(slice(None), slice(None)) + k]
+        crop = tuple(slice(pads[d], pads[d] + img[d]) for d in range(D))
+        return (padded[(slice(None), slice(None)) + crop],)
+    return run
+
+
+@register("RoiAlign", shape_inputs=())
+def roi_align(ctx: NodeCtx):
+    v = ctx.version
+    mode = ctx.attr_str("mode", "avg")
+    if mode not in ("avg", "max"):
+        raise Unsupported(f"RoiAlign mode {mode!r}")
+    ph_n = int(ctx.attr("output_height", 1))
+    pw_n = int(ctx.attr("output_width", 1))
+    ratio = int(ctx.attr("sampling_ratio", 0))
+    scale = float(ctx.attr("spatial_scale", 1.0))
+    ctm = ctx.attr_str("coordinate_transformation_mode", "half_pixel") if v >= 16 else "output_half_pixel"
+    if ctm not in ("half_pixel", "output_half_pixel"):
+        raise Unsupported(f"RoiAlign coordinate_transformation_mode {ctm!r}")
+    half = ctm == "half_pixel"
+
+    def axis_samples(start, size, pooled, grid, n):
+        # sample coordinates (pooled, grid) and their bilinear taps/weights along one axis
+        b = size / pooled
+        c = start + np.arange(pooled)[:, None] * b + (np.arange(grid)[None, :] + 0.5) * b / grid
+        outside = (c < -1.0) | (c > n)
+        c = np.maximum(c, 0.0)
+        lo = np.floor(c).astype(np.int64)
+        top = lo >= n - 1
+        lo = np.where(top, n - 1, lo)
+        hi = np.where(top, n - 1, lo + 1)
+        c = np.where(top, lo.astype(np.float64), c)
+        frac = c - lo
+        return lo, hi, 1 - frac, frac, outside
+
+    def run(x, rois, batch_indices):
+        N, C, H, W = x.shape
+        R = rois.shape[0]
+        out = np.zeros((R, C, ph_n, pw_n), dtype=x.dtype)
+        bi = np.asarray(batch_indices).reshape(-1)
+        if bi.size != R or rois.shape[1:] != (4,):
+            raise ValueError("RoiAlign: rois must be [R, 4] with R batch_indices")
+        off = 0.5 if half else 0.0
+        for r in range(R):
+            b = int(bi[r])
+            if not 0 <= b < N:
+                raise IndexError(f"RoiAlign: batch index {b} out of range")
+            x1, y1, x2, y2 = (float(t) * scale - off for t in rois[r])
+            rw, rh = x2 - x1, y2 - y1
+            if not half:
+                rw, rh = max(rw, 1.0), max(rh, 1.0)
+            gh = ratio if ratio > 0 else int(np.ceil(rh / ph_n))
+            gw = ratio if ratio > 0 else int(np.ceil(rw / pw_n))
+            ylo, yhi, wyl, wyh, yout = axis_samples(y1, rh, ph_n, gh, H)
+            xlo, xhi, wxl, wxh, xout = axis_samples(x1, rw, pw_n, gw, W)
+            img = x[b].astype(np.float64)                       # C, H, W
+            Y = lambda a: a[:, :, None, None]                   # noqa: E731  (ph, gh) -> (ph, gh, 1, 1)
+            X = lambda a: a[None, None, :, :]                   # noqa: E731  (pw, gw) -> (1, 1, pw, gw)
+            valid = ~(Y(yout) | X(xout))
+            terms = [img[:, Y(ylo), X(xlo)] * (Y(wyl) * X(wxl)), img[:, Y(ylo), X(xhi)] * (Y(wyl) * X(wxh)),
+                     img[:, Y(yhi), X(xlo)] * (Y(wyh) * X(wxl)), img[:, Y(yhi), X(xhi)] * (Y(wyh) * X(wxh))]
+            if mode == "avg":
+                s = np.where(valid, terms[0] + terms[1] + terms[2] + terms[3], 0.0)
+                out[r] = s.sum(axis=(2, 4)) / max(gh * gw, 1)
+            else:
+                m = np.maximum(np.maximum(terms[0], terms[1]), np.maximum(terms[2], terms[3]))
+                m = np.where(valid, m, 0.0)
+                out[r] = m.max(axis=(2, 4)) if gh * gw else 0
+        return (out,)
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ strings
+
+def _str_array(x, op):
+    x = np.asarray(x)
+    if x.dtype.kind not in "OUS":
+        raise TypeError(f"{op}: expected a string tensor, got {x.dtype}")
+    if x.dtype.kind != "O":
+        x = x.astype(object)
+    return x
+
+
+@register("StringNormalizer", shape_inputs=None)
+def string_normalizer(ctx: NodeCtx):
+    action = ctx.attr_str("case_change_action", "NONE")
+    if action not in ("NONE", "LOWER", "UPPER"):
+        raise Unsupported(f"StringNormalizer case_change_action {action!r}")
+    sensitive = int(ctx.attr("is_case_sensitive", 0))
+    stops = [w.decode() if isinstance(w, bytes) else w for w in ctx.attr("stopwords", [])]
+    stop_set = set(stops) if sensitive else {w.lower() for w in stops}
+
+    def norm(w):
+        if action == "LOWER":
+            return w.lower()
+        if action == "UPPER":
+            return w.upper()
+        return w
+
+    def run(x):
+        x = _str_array(x, "StringNormalizer")
+        if x.ndim == 2 and x.shape[0] == 1:
+            words = list(x[0])
+        elif x.ndim == 1:
+            words = list(x)
+        else:
+            raise ValueError(f"StringNormalizer: input must be [C] or [1, C], got {list(x.shape)}")
+        kept = [norm(w) for w in words if (w if sensitive else w.lower()) not in stop_set]
+        if not kept:
+            kept = [""]
+        out = np.array(kept, dtype=object)
+        return (out.reshape(1, -1) if x.ndim == 2 else out,)
+    return run
+
+
+@register("StringConcat", shape_inputs=())
+def string_concat(ctx: NodeCtx):
+    def run(a, b):
+        return (np.asarray(_str_array(a, "StringConcat") + _str_array(b, "StringConcat"), dtype=object),)
+    return run
+
+
+@register("RegexFullMatch", shape_inputs=())
+def regex_full_match(ctx: NodeCtx):
+    import re
+
+    pat = ctx.attr_str("pattern", None)
+    if pat is None:
+        raise Unsupported("RegexFullMatch needs a pattern")
+    try:
+        rx = re.compile(pat)
+    except re.error as e:
+        raise Unsupported(f"RegexFullMatch: pattern {pat!r} is not a valid regex: {e}")
+
+    def run(x):
+        x = _str_array(x, "RegexFullMatch")
+        out = np.fromiter((rx.fullmatch(s) is not None for s in x.reshape(-1)), dtype=bool, count=x.size)
+        return (out.reshape(x.shape),)
+    return run
+
+
+@register("StringSplit")
+def string_split(ctx: NodeCtx):
+    delim = ctx.attr_str("delimiter", None) or None
+    maxsplit = ctx.attr("maxsplit", None)
+    ms = -1 if maxsplit is None else int(maxsplit)
+
+    def run(x):
+        x = _str_array(x, "StringSplit")
+        parts = [s.split(delim, ms) if delim is not None else s.split(None, ms) for s in x.reshape(-1)]
+        n = max((len(p) for p in parts), default=0)
+        y = np.full((len(parts), n), "", dtype=object)
+        for i, p in enumerate(parts):
+            y[i, :len(p)] = p
+        z = np.array([len(p) for p in parts], dtype=np.int64).reshape(x.shape)
+        return (y.reshape(x.shape + (n,)), z)
     return run
