@@ -16,7 +16,8 @@ RNG = np.random.default_rng(1234)
 _TP = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE,
        np.dtype(np.float16): TensorProto.FLOAT16, np.dtype(np.int32): TensorProto.INT32,
        np.dtype(np.int64): TensorProto.INT64, np.dtype(np.uint8): TensorProto.UINT8,
-       np.dtype(np.int8): TensorProto.INT8, np.dtype(np.uint32): TensorProto.UINT32}
+       np.dtype(np.int8): TensorProto.INT8, np.dtype(np.uint32): TensorProto.UINT32,
+       np.dtype(np.bool_): TensorProto.BOOL}
 
 
 def _model(op, inputs, n_out=1, opset=17, consts=(), out_names=None, **attrs):
@@ -447,3 +448,67 @@ def test_lrn(size, opset):
 def test_rmsnorm(axis):
     x = rnd(2, 3, 4)
     check("RMSNormalization", [x, rnd(*x.shape[axis % 3:])], opset=23, axis=axis)
+
+
+# ------------------------------------------------------------------------------------------------- RotaryEmbedding
+
+@pytest.mark.parametrize("interleaved", [0, 1])
+@pytest.mark.parametrize("rot_dim", [0, 4])
+@pytest.mark.parametrize("rank", [3, 4])
+def test_rotary_embedding(interleaved, rot_dim, rank):
+    B, H, S, D = 2, 3, 5, 8
+    x = rnd(B, H, S, D) if rank == 4 else rnd(B, S, H * D)
+    half = (rot_dim or D) // 2
+    pos = RNG.integers(0, 7, size=(B, S)).astype(np.int64)
+    cos, sin = rnd(7, half), rnd(7, half)
+    attrs = dict(interleaved=interleaved, rotary_embedding_dim=rot_dim)
+    if rank == 3:
+        attrs["num_heads"] = H
+    check("RotaryEmbedding", [x, cos, sin, pos], opset=23, **attrs)
+
+
+def test_rotary_embedding_without_position_ids():
+    check("RotaryEmbedding", [rnd(2, 3, 4, 6), rnd(2, 4, 3), rnd(2, 4, 3)], opset=23)
+
+
+def test_rotary_embedding_bad_position_raises():
+    m, feeds = _model("RotaryEmbedding", [rnd(1, 1, 2, 4), rnd(3, 2), rnd(3, 2), np.array([[0, 5]], np.int64)],
+                      opset=23)
+    with pytest.raises(engine.errors.RunError, match="position id"):
+        engine.Session(m).run(None, feeds)
+
+
+# ------------------------------------------------------------------------------------------------- Attention
+
+@pytest.mark.parametrize("hq,hk", [(4, 4), (4, 2), (4, 1)])
+@pytest.mark.parametrize("causal", [0, 1])
+def test_attention_4d_heads_and_causal(hq, hk, causal):
+    check("Attention", [rnd(2, hq, 3, 8), rnd(2, hk, 5, 8), rnd(2, hk, 5, 6)], opset=23, is_causal=causal)
+
+
+@pytest.mark.parametrize("mask_shape,mask_dtype", [((3, 5), np.float32), ((3, 4), np.float32), ((2, 1, 3, 5), bool),
+                                                   ((4, 3, 5), bool)])
+def test_attention_masks_with_past_and_qk_output(mask_shape, mask_dtype):
+    mask = rnd(*mask_shape) if mask_dtype is np.float32 else RNG.random(mask_shape) > 0.3
+    q, k, v = rnd(2, 4, 3, 8), rnd(2, 4, 2, 8), rnd(2, 4, 2, 8)
+    pk, pv = rnd(2, 4, 3, 8), rnd(2, 4, 3, 8)
+    for mode in (0, 2, 3):
+        check("Attention", [q, k, v, mask, pk, pv], n_out=4, opset=24, qk_matmul_output_mode=mode, is_causal=1,
+              softcap=2.0 if mode == 2 else 0.0, scale=0.3)
+
+
+def test_attention_3d_gqa_and_window():
+    check("Attention", [rnd(2, 4, 16), rnd(2, 6, 8), rnd(2, 6, 8)], opset=23, q_num_heads=4, kv_num_heads=2)
+    check("Attention", [rnd(2, 4, 16), rnd(2, 6, 8), rnd(2, 6, 8)], opset=25, q_num_heads=4, kv_num_heads=2,
+          left_window_size=2, right_window_size=1)
+
+
+def test_attention_nonpad_kv_seqlen():
+    check("Attention", [rnd(2, 2, 3, 4), rnd(2, 2, 6, 4), rnd(2, 2, 6, 4), None, None, None,
+                        np.array([4, 6], np.int64)], opset=24, is_causal=1)
+
+
+def test_attention_bad_heads_raise():
+    m, feeds = _model("Attention", [rnd(1, 3, 2, 4), rnd(1, 2, 2, 4), rnd(1, 2, 2, 4)], opset=23)
+    with pytest.raises(engine.errors.RunError, match="multiple"):
+        engine.Session(m).run(None, feeds)
