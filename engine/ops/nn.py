@@ -349,8 +349,10 @@ def _conv_compute(x, p, group, k, s, d, out, pb, cd, bias):
         return y
     f32 = cd == _F32
     if "dw" in p and G > 1:
-        xp = _pad_input(x, pb, need, 0)
-        _depthwise(xp, p["dw"], k, s, d, out, y, bias)
+        if nd == 2:
+            _depthwise2d(x, pb, need, p["dw"], k, s, d, out, y, bias)
+        else:
+            _depthwise(_pad_input(x, pb, need, 0), p["dw"], k, s, d, out, y, bias)
         return y
     pointwise = all(v == 1 for v in k) and not any(pb)
     if pointwise:
@@ -401,6 +403,65 @@ def _depthwise(xp, taps, k, s, d, out, y, bias):
             y += tmp
     if bias is not None:
         y += bias.reshape(bshape)
+
+
+def _phase_planes(x, pb, need, s):
+    """The zero-padded input (pads `pb` before, total size `need`) split into its stride phases, in one copy:
+    plane a*sw + b holds padded[a::sh, b::sw], each flattened: returns (N, C, sh*sw, Hq*Wq), Hq, Wq."""
+    N, C, H, W = x.shape
+    sh, sw = s
+    Hq, Wq = -(-need[0] // sh), -(-need[1] // sw)
+    if sh == 1 and sw == 1 and not any(pb) and (H, W) == tuple(need):
+        return x.reshape(N, C, 1, H * W), H, W
+    ph = np.zeros((N, C, sh * sw, Hq, Wq), dtype=x.dtype)
+
+    def span(a, st, pad, n, nq):
+        u0 = max(0, -(-(pad - a) // st))
+        u1 = min(nq, (n - 1 + pad - a) // st + 1)
+        return u0, u1, a + u0 * st - pad
+
+    for a in range(sh):
+        u0, u1, r0 = span(a, sh, pb[0], H, -(-(need[0] - a) // sh))
+        if u1 <= u0:
+            continue
+        for b in range(sw):
+            v0, v1, c0 = span(b, sw, pb[1], W, -(-(need[1] - b) // sw))
+            if v1 <= v0:
+                continue
+            ph[:, :, a * sw + b, u0:u1, v0:v1] = x[:, :, r0:r0 + (u1 - u0 - 1) * sh + 1:sh,
+                                                  c0:c0 + (v1 - v0 - 1) * sw + 1:sw]
+    return ph.reshape(N, C, sh * sw, Hq * Wq), Hq, Wq
+
+
+def _depthwise2d(x, pb, need, taps, k, s, d, out, y, bias):
+    """2-D depthwise conv with every tap a contiguous 1-D slice: the padded input is split into its stride
+    phases (_phase_planes); output (o1, o2) of tap (r, c) then sits at flat offset (r//sh)*Wq + c//sw + o1*Wq
+    + o2 of plane (r%sh, c%sw). The accumulator is computed on the plane's full row width and cropped (with the
+    bias added) at the end."""
+    N, C = x.shape[:2]
+    sh, sw = s
+    O1, O2 = out
+    flat, Hq, Wq = _phase_planes(x, pb, need, s)
+    L = (O1 - 1) * Wq + O2
+    acc = np.empty((N, C, O1 * Wq), dtype=y.dtype)
+    a = acc[:, :, :L]
+    tmp = np.empty_like(a)
+    for ti in range(k[0] * k[1]):
+        i, j = divmod(ti, k[1])
+        r, c = i * d[0], j * d[1]
+        off = (r // sh) * Wq + c // sw
+        v = flat[:, :, (r % sh) * sw + (c % sw), off:off + L]
+        wt = taps[ti].reshape(-1, 1)
+        if ti == 0:
+            np.multiply(v, wt, out=a)
+        else:
+            np.multiply(v, wt, out=tmp)
+            a += tmp
+    res = acc.reshape(N, C, O1, Wq)[:, :, :, :O2]
+    if bias is None:
+        np.copyto(y, res)
+    else:
+        np.add(res, bias.reshape(-1, 1, 1), out=y)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -141,6 +141,8 @@ CONV_CASES = [
     ((1, 6, 10, 10), (6, 1, 3, 3), dict(group=6, pads=[1, 1, 1, 1], strides=[2, 2])),          # depthwise
     ((2, 5, 8, 7), (5, 1, 3, 3), dict(group=5, pads=[0, 1, 2, 1], dilations=[2, 1])),         # depthwise
     ((1, 4, 8, 8), (8, 1, 3, 3), dict(group=4, pads=[1, 1, 1, 1])),                           # multiplier 2
+    ((2, 3, 11, 10), (3, 1, 3, 4), dict(group=3, strides=[3, 2], dilations=[2, 1], pads=[2, 0, 1, 3])),
+    ((1, 3, 9, 9), (3, 1, 5, 5), dict(group=3, auto_pad="SAME_LOWER", strides=[2, 2])),
     ((1, 3, 11, 9), (4, 3, 3, 3), dict(dilations=[2, 3], strides=[1, 2])),
     ((2, 8, 7, 6), (5, 8, 1, 1), {}),                                                         # 1x1
     ((1, 8, 7, 6), (5, 8, 1, 1), dict(strides=[2, 2])),                                       # 1x1 stride 2
