@@ -32,9 +32,13 @@ _FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
 
+def _is_float(dt: np.dtype) -> bool:
+    return dt.kind == "f" or dt.name == "bfloat16"
+
+
 def _compute_dtype(dt: np.dtype) -> np.dtype:
-    """float16 is computed in float32 (rounded once at the end); other dtypes in themselves."""
-    return _F32 if dt == _F16 else dt
+    """float16 and bfloat16 are computed in float32 (rounded once at the end); other dtypes in themselves."""
+    return _F32 if dt == _F16 or dt.name == "bfloat16" else dt
 
 
 def _ints(ctx: NodeCtx, name: str, default=None):
@@ -180,8 +184,9 @@ def matmul_op(ctx: NodeCtx):
                 y = _ematmul(a.reshape(-1, a.shape[-1]), b)
                 return (y.reshape(a.shape[:-1] + (b.shape[1],)),)
             return (_ematmul(a, b),)
-        if a.dtype == _F16:
-            return (np.matmul(a.astype(_F32), b.astype(_F32)).astype(_F16),)
+        cd = _compute_dtype(a.dtype)
+        if cd != a.dtype:
+            return (_ematmul(a.astype(_F32), b.astype(_F32)).astype(a.dtype),)
         return (np.matmul(a, b),)
     return run
 
@@ -633,7 +638,7 @@ def _window_counts(in_sp, k, s, d, out, pb, pe, include_pad):
 
 
 def _fill_min(dt):
-    if dt.kind == "f":
+    if _is_float(dt):
         return -np.inf
     if dt.kind in "iu":
         return np.iinfo(dt).min
@@ -722,7 +727,7 @@ def avgpool_op(ctx: NodeCtx):
 
     def run(x):
         _check_rank(x, nd, op)
-        if x.dtype.kind != "f":
+        if not _is_float(x.dtype):
             raise TypeError(f"{op}: input dtype {x.dtype} is not a float type")
         out, pb, need, inv = cache.get_or(x.shape[2:], lambda: geometry(x.shape[2:]))
         cd = _compute_dtype(x.dtype)
@@ -758,7 +763,7 @@ def global_pool_op(ctx: NodeCtx):
             if x.size == 0 and axes and x.shape[0] * x.shape[1]:
                 raise ValueError(f"{op}: empty spatial dims {list(x.shape)}")
             return (np.max(x, axis=axes, keepdims=True) if axes else x.copy(),)
-        if x.dtype.kind != "f":
+        if not _is_float(x.dtype):
             raise TypeError(f"{op}: input dtype {x.dtype} is not a float type")
         cd = _compute_dtype(x.dtype)
         xc = x.astype(cd, copy=False)

@@ -514,3 +514,28 @@ def test_attention_bad_heads_raise():
     m, feeds = _model("Attention", [rnd(1, 3, 2, 4), rnd(1, 2, 2, 4), rnd(1, 2, 2, 4)], opset=23)
     with pytest.raises(engine.errors.RunError, match="multiple"):
         engine.Session(m).run(None, feeds)
+
+
+# ------------------------------------------------------------------------------------------------- bfloat16
+
+def test_bfloat16_computed_in_float32():
+    # engine computes bfloat16 in float32 and rounds once; the oracle is the reference on float32 inputs,
+    # rounded to bfloat16 (bfloat16 keeps ~3 significant digits)
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    bf = np.dtype(ml_dtypes.bfloat16)
+    _TP[bf] = TensorProto.BFLOAT16
+    cases = [("MatMul", [rnd(2, 3, 4), rnd(4, 5)], {}, 22),
+             ("Conv", [rnd(1, 2, 5, 5), rnd(3, 2, 3, 3)], dict(pads=[1, 1, 1, 1]), 22),
+             ("Conv", [rnd(1, 3, 5, 5), rnd(3, 1, 3, 3)], dict(group=3), 22),
+             ("MaxPool", [rnd(1, 2, 5, 5)], dict(kernel_shape=[2, 2]), 22),
+             ("AveragePool", [rnd(1, 2, 5, 5)], dict(kernel_shape=[2, 2]), 22),
+             ("Gemm", [rnd(3, 4), rnd(4, 5), rnd(5)], {}, 13)]
+    for op, ins, attrs, opset in cases:
+        ins_bf = [a.astype(bf) for a in ins]
+        m, feeds = _model(op, ins_bf, opset=opset, **attrs)
+        got = engine.Session(m).run(None, feeds)[0]
+        m32, feeds32 = _model(op, [a.astype(np.float32) for a in ins_bf], opset=opset, **attrs)
+        want = ReferenceEvaluator(m32).run(None, feeds32)[0]
+        assert got.dtype == bf and got.shape == want.shape, op
+        np.testing.assert_allclose(got.astype(np.float32), want.astype(bf).astype(np.float32), rtol=1e-2,
+                                   atol=1e-2, err_msg=op)
