@@ -32,9 +32,13 @@ _FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
 
+def _is_float(dt: np.dtype) -> bool:
+    return dt.kind == "f" or dt.name == "bfloat16"
+
+
 def _compute_dtype(dt: np.dtype) -> np.dtype:
-    """float16 is computed in float32 (rounded once at the end); other dtypes in themselves."""
-    return _F32 if dt == _F16 else dt
+    """float16 and bfloat16 are computed in float32 (rounded once at the end); other dtypes in themselves."""
+    return _F32 if dt == _F16 or dt.name == "bfloat16" else dt
 
 
 def _ints(ctx: NodeCtx, name: str, default=None):
@@ -180,8 +184,9 @@ def matmul_op(ctx: NodeCtx):
                 y = _ematmul(a.reshape(-1, a.shape[-1]), b)
                 return (y.reshape(a.shape[:-1] + (b.shape[1],)),)
             return (_ematmul(a, b),)
-        if a.dtype == _F16:
-            return (np.matmul(a.astype(_F32), b.astype(_F32)).astype(_F16),)
+        cd = _compute_dtype(a.dtype)
+        if cd != a.dtype:
+            return (_ematmul(a.astype(_F32), b.astype(_F32)).astype(a.dtype),)
         return (np.matmul(a, b),)
     return run
 
@@ -349,8 +354,10 @@ def _conv_compute(x, p, group, k, s, d, out, pb, cd, bias):
         return y
     f32 = cd == _F32
     if "dw" in p and G > 1:
-        xp = _pad_input(x, pb, need, 0)
-        _depthwise(xp, p["dw"], k, s, d, out, y, bias)
+        if nd == 2:
+            _depthwise2d(x, pb, need, p["dw"], k, s, d, out, y, bias)
+        else:
+            _depthwise(_pad_input(x, pb, need, 0), p["dw"], k, s, d, out, y, bias)
         return y
     pointwise = all(v == 1 for v in k) and not any(pb)
     if pointwise:
@@ -401,6 +408,65 @@ def _depthwise(xp, taps, k, s, d, out, y, bias):
             y += tmp
     if bias is not None:
         y += bias.reshape(bshape)
+
+
+def _phase_planes(x, pb, need, s):
+    """The zero-padded input (pads `pb` before, total size `need`) split into its stride phases, in one copy:
+    plane a*sw + b holds padded[a::sh, b::sw], each flattened: returns (N, C, sh*sw, Hq*Wq), Hq, Wq."""
+    N, C, H, W = x.shape
+    sh, sw = s
+    Hq, Wq = -(-need[0] // sh), -(-need[1] // sw)
+    if sh == 1 and sw == 1 and not any(pb) and (H, W) == tuple(need):
+        return x.reshape(N, C, 1, H * W), H, W
+    ph = np.zeros((N, C, sh * sw, Hq, Wq), dtype=x.dtype)
+
+    def span(a, st, pad, n, nq):
+        u0 = max(0, -(-(pad - a) // st))
+        u1 = min(nq, (n - 1 + pad - a) // st + 1)
+        return u0, u1, a + u0 * st - pad
+
+    for a in range(sh):
+        u0, u1, r0 = span(a, sh, pb[0], H, -(-(need[0] - a) // sh))
+        if u1 <= u0:
+            continue
+        for b in range(sw):
+            v0, v1, c0 = span(b, sw, pb[1], W, -(-(need[1] - b) // sw))
+            if v1 <= v0:
+                continue
+            ph[:, :, a * sw + b, u0:u1, v0:v1] = x[:, :, r0:r0 + (u1 - u0 - 1) * sh + 1:sh,
+                                                  c0:c0 + (v1 - v0 - 1) * sw + 1:sw]
+    return ph.reshape(N, C, sh * sw, Hq * Wq), Hq, Wq
+
+
+def _depthwise2d(x, pb, need, taps, k, s, d, out, y, bias):
+    """2-D depthwise conv with every tap a contiguous 1-D slice: the padded input is split into its stride
+    phases (_phase_planes); output (o1, o2) of tap (r, c) then sits at flat offset (r//sh)*Wq + c//sw + o1*Wq
+    + o2 of plane (r%sh, c%sw). The accumulator is computed on the plane's full row width and cropped (with the
+    bias added) at the end."""
+    N, C = x.shape[:2]
+    sh, sw = s
+    O1, O2 = out
+    flat, Hq, Wq = _phase_planes(x, pb, need, s)
+    L = (O1 - 1) * Wq + O2
+    acc = np.empty((N, C, O1 * Wq), dtype=y.dtype)
+    a = acc[:, :, :L]
+    tmp = np.empty_like(a)
+    for ti in range(k[0] * k[1]):
+        i, j = divmod(ti, k[1])
+        r, c = i * d[0], j * d[1]
+        off = (r // sh) * Wq + c // sw
+        v = flat[:, :, (r % sh) * sw + (c % sw), off:off + L]
+        wt = taps[ti].reshape(-1, 1)
+        if ti == 0:
+            np.multiply(v, wt, out=a)
+        else:
+            np.multiply(v, wt, out=tmp)
+            a += tmp
+    res = acc.reshape(N, C, O1, Wq)[:, :, :, :O2]
+    if bias is None:
+        np.copyto(y, res)
+    else:
+        np.add(res, bias.reshape(-1, 1, 1), out=y)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -572,7 +638,7 @@ def _window_counts(in_sp, k, s, d, out, pb, pe, include_pad):
 
 
 def _fill_min(dt):
-    if dt.kind == "f":
+    if _is_float(dt):
         return -np.inf
     if dt.kind in "iu":
         return np.iinfo(dt).min
@@ -661,7 +727,7 @@ def avgpool_op(ctx: NodeCtx):
 
     def run(x):
         _check_rank(x, nd, op)
-        if x.dtype.kind != "f":
+        if not _is_float(x.dtype):
             raise TypeError(f"{op}: input dtype {x.dtype} is not a float type")
         out, pb, need, inv = cache.get_or(x.shape[2:], lambda: geometry(x.shape[2:]))
         cd = _compute_dtype(x.dtype)
@@ -697,7 +763,7 @@ def global_pool_op(ctx: NodeCtx):
             if x.size == 0 and axes and x.shape[0] * x.shape[1]:
                 raise ValueError(f"{op}: empty spatial dims {list(x.shape)}")
             return (np.max(x, axis=axes, keepdims=True) if axes else x.copy(),)
-        if x.dtype.kind != "f":
+        if not _is_float(x.dtype):
             raise TypeError(f"{op}: input dtype {x.dtype} is not a float type")
         cd = _compute_dtype(x.dtype)
         xc = x.astype(cd, copy=False)
@@ -978,4 +1044,205 @@ def lrn_op(ctx: NodeCtx):
         y = x.astype(cd, copy=False) / (cd.type(bias) + cd.type(alpha / size) * ssum) ** cd.type(beta)
         return (y.astype(x.dtype, copy=False),)
     del hi
+    return run
+
+
+# ---------------------------------------------------------------------------------------------------------
+# RotaryEmbedding, Attention (opset 23+)
+
+@register("RotaryEmbedding", shape_inputs=())
+def rotary_op(ctx: NodeCtx):
+    interleaved = bool(ctx.attr("interleaved", 0))
+    rot_dim_attr = int(ctx.attr("rotary_embedding_dim", 0))
+    num_heads = int(ctx.attr("num_heads", 0))
+
+    def run(x, cos, sin, position_ids=None):
+        if x.ndim == 4:
+            B, H, S, D = x.shape
+            x4 = x                       # (B, H, S, D): the caches broadcast as (B, 1, S, half)
+            head_axis = 1
+        elif x.ndim == 3:
+            if num_heads <= 0:
+                raise ValueError("RotaryEmbedding: a 3-D input needs the attribute num_heads")
+            B, S, hidden = x.shape
+            if hidden % num_heads:
+                raise ValueError(f"RotaryEmbedding: hidden size {hidden} is not divisible by num_heads {num_heads}")
+            D = hidden // num_heads
+            x4 = x.reshape(B, S, num_heads, D)   # caches broadcast as (B, S, 1, half)
+            head_axis = 2
+        else:
+            raise ValueError(f"RotaryEmbedding: input has shape {list(x.shape)}; expected 3-D or 4-D")
+        rd = rot_dim_attr or D
+        if rd > D or rd % 2:
+            raise ValueError(f"RotaryEmbedding: rotary_embedding_dim {rd} must be even and <= head size {D}")
+        half = rd // 2
+        if position_ids is not None:
+            pid = position_ids.astype(np.int64, copy=False)
+            if pid.size and (pid.min() < 0 or pid.max() >= cos.shape[0]):
+                raise ValueError(f"RotaryEmbedding: a position id is outside the caches' {cos.shape[0]} rows")
+            cos, sin = cos[pid], sin[pid]
+        if cos.shape[-1] != half or sin.shape[-1] != half:
+            raise ValueError(f"RotaryEmbedding: the caches' last dim ({cos.shape[-1]}, {sin.shape[-1]}) must be "
+                             f"rotary_embedding_dim/2 = {half}")
+        cd = _compute_dtype(x.dtype)
+        c = np.expand_dims(cos.astype(cd, copy=False), head_axis)
+        s = np.expand_dims(sin.astype(cd, copy=False), head_axis)
+        xc = x4.astype(cd, copy=False)
+        xr = xc[..., :rd]
+        if interleaved:
+            x1, x2 = xr[..., 0::2], xr[..., 1::2]
+        else:
+            x1, x2 = xr[..., :half], xr[..., half:]
+        y = np.empty(x4.shape, dtype=cd)
+        real = c * x1 - s * x2
+        imag = s * x1 + c * x2
+        if interleaved:
+            y[..., 0:rd:2] = real
+            y[..., 1:rd:2] = imag
+        else:
+            y[..., :half] = real
+            y[..., half:rd] = imag
+        y[..., rd:] = xc[..., rd:]
+        return (y.reshape(x.shape).astype(x.dtype, copy=False),)
+    return run
+
+
+def _softmax_lastaxis(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis; a row that is all -inf gives zeros (not NaN)."""
+    m = np.max(x, axis=-1, keepdims=True)
+    m = np.where(np.isneginf(m), 0, m)
+    e = np.exp(x - m)
+    s = np.sum(e, axis=-1, keepdims=True)
+    s[s == 0] = 1
+    e /= s
+    return e
+
+
+_NP_OF_ONNX = {1: np.dtype(np.float32), 10: np.dtype(np.float16), 11: np.dtype(np.float64)}
+
+
+@register("Attention", shape_inputs=())
+def attention_op(ctx: NodeCtx):
+    v = ctx.version
+    is_causal = bool(ctx.attr("is_causal", 0))
+    q_heads = ctx.attr("q_num_heads", None)
+    kv_heads = ctx.attr("kv_num_heads", None)
+    scale_attr = ctx.attr("scale", None)
+    softcap = float(ctx.attr("softcap", 0.0))
+    mode = int(ctx.attr("qk_matmul_output_mode", 0))
+    sp = ctx.attr("softmax_precision", None)
+    left = int(ctx.attr("left_window_size", -1)) if v >= 25 else -1
+    right = int(ctx.attr("right_window_size", -1)) if v >= 25 else -1
+    if mode not in (0, 1, 2, 3):
+        raise Unsupported(f"qk_matmul_output_mode {mode}")
+    if left < -1 or right < -1:
+        raise Unsupported(f"window sizes must be -1 or >= 0, got left {left}, right {right}")
+    if sp is not None and int(sp) not in _NP_OF_ONNX:
+        raise Unsupported(f"softmax_precision {sp} (only float, float16 and double)")
+    sp_dtype = None if sp is None else _NP_OF_ONNX[int(sp)]
+    if ctx.has_input(4) != ctx.has_input(5):
+        raise Unsupported("past_key and past_value must be given together")
+    if ctx.has_input(6) and ctx.has_input(4):
+        raise Unsupported("nonpad_kv_seqlen cannot be combined with past_key/past_value")
+    n_out = ctx.n_outputs
+    want_qk = ctx.has_output(3)
+
+    def run(Q, K, V, attn_mask=None, past_key=None, past_value=None, nonpad=None):
+        if not (Q.ndim == K.ndim == V.ndim) or Q.ndim not in (3, 4):
+            raise ValueError(f"Attention: Q, K, V must all be 3-D or all 4-D, got shapes {list(Q.shape)}, "
+                             f"{list(K.shape)}, {list(V.shape)}")
+        three_d = Q.ndim == 3
+        B = Q.shape[0]
+        if three_d:
+            if not q_heads or not kv_heads:
+                raise ValueError("Attention: 3-D inputs need the attributes q_num_heads and kv_num_heads")
+            for nm, t, h in (("Q", Q, q_heads), ("K", K, kv_heads), ("V", V, kv_heads)):
+                if t.shape[2] % h:
+                    raise ValueError(f"Attention: {nm}'s hidden size {t.shape[2]} is not divisible by {h} heads")
+            Q = Q.reshape(B, Q.shape[1], q_heads, -1).transpose(0, 2, 1, 3)
+            K = K.reshape(B, K.shape[1], kv_heads, -1).transpose(0, 2, 1, 3)
+            V = V.reshape(B, V.shape[1], kv_heads, -1).transpose(0, 2, 1, 3)
+        elif v >= 25 and (q_heads is not None or kv_heads is not None):
+            raise ValueError("Attention: q_num_heads and kv_num_heads must not be given with 4-D inputs")
+        dt = Q.dtype
+        cd = _compute_dtype(dt)
+        if past_key is not None:
+            K = np.concatenate((past_key, K), axis=2)
+            V = np.concatenate((past_value, V), axis=2)
+        present_k, present_v = K, V
+        Hq, Sq, Dq = Q.shape[1:]
+        Hk, Skv = K.shape[1], K.shape[2]
+        if V.shape[1] != Hk or V.shape[2] != Skv or K.shape[3] != Dq:
+            raise ValueError(f"Attention: K {list(K.shape)} and V {list(V.shape)} do not fit Q {list(Q.shape)}")
+        if Hq % Hk:
+            raise ValueError(f"Attention: {Hq} query heads are not a multiple of {Hk} key/value heads")
+        rep = Hq // Hk
+        scale = float(scale_attr) if scale_attr is not None else 1.0 / math.sqrt(Dq)
+
+        # additive bias (right-aligned broadcast against (B, Hq, Sq, Skv))
+        bias = np.zeros((Sq, Skv), dtype=cd)
+        if attn_mask is not None:
+            m = attn_mask
+            if m.shape[-1] < Skv:
+                pad = [(0, 0)] * (m.ndim - 1) + [(0, Skv - m.shape[-1])]
+                m = np.pad(m, pad, constant_values=False if m.dtype == np.bool_ else -np.inf)
+            if m.dtype == np.bool_:
+                m = np.where(m, cd.type(0), cd.type(-np.inf))
+            bias = bias + m.astype(cd, copy=False)
+        if nonpad is not None:
+            nonpad = nonpad.reshape(-1).astype(np.int64, copy=False)
+            offset = (nonpad - Sq).reshape(-1, 1, 1, 1)        # per batch
+        else:
+            offset = past_key.shape[2] if past_key is not None else 0
+        if is_causal or left >= 0 or right >= 0:
+            i = np.arange(Sq).reshape(Sq, 1)
+            j = np.arange(Skv).reshape(1, Skv)
+            diff = (i + offset) - j
+            allowed = np.ones(np.shape(diff), dtype=bool)
+            if is_causal:
+                allowed &= diff >= 0
+            if left >= 0:
+                allowed &= diff <= left
+            if right >= 0:
+                allowed &= -diff <= right
+            bias = bias + np.where(allowed, cd.type(0), cd.type(-np.inf))
+        if nonpad is not None:
+            pm = np.arange(Skv).reshape(1, Skv) < nonpad.reshape(-1, 1)
+            bias = bias + np.where(pm, cd.type(0), cd.type(-np.inf)).reshape(B, 1, 1, Skv)
+        try:
+            np.broadcast_shapes(bias.shape, (B, Hq, Sq, Skv))
+        except ValueError:
+            raise ValueError(f"Attention: attn_mask of shape {list(attn_mask.shape)} does not broadcast to "
+                             f"{[B, Hq, Sq, Skv]}") from None
+
+        # scores, grouped so that query heads share their key/value head without copying K/V
+        q5 = (Q.astype(cd, copy=False) * cd.type(scale)).reshape(B, Hk, rep, Sq, Dq)
+        kt5 = K.astype(cd, copy=False).transpose(0, 1, 3, 2)[:, :, None]
+        mm = _ematmul if cd == _F32 else np.matmul
+        qk = mm(np.ascontiguousarray(q5), kt5).reshape(B, Hq, Sq, Skv)
+        if softcap > 0:
+            qk = np.tanh(qk / cd.type(softcap)) * cd.type(softcap)
+        qkb = qk + bias
+        qk_out = None
+        if want_qk:
+            qk_out = qkb if mode == 2 else qk
+        probs = _softmax_lastaxis(qkb if sp_dtype is None else qkb.astype(sp_dtype))
+        dead = np.isneginf(np.max(bias, axis=-1, keepdims=True))
+        if dead.any():
+            probs = np.where(dead, 0, probs)
+        if want_qk and mode == 3:
+            qk_out = probs
+        p5 = probs.astype(cd, copy=False).reshape(B, Hk, rep, Sq, Skv)
+        y = mm(np.ascontiguousarray(p5), V.astype(cd, copy=False)[:, :, None]).reshape(B, Hq, Sq, V.shape[3])
+        if three_d:
+            y = y.transpose(0, 2, 1, 3).reshape(B, Sq, Hq * V.shape[3])
+        res = [np.ascontiguousarray(y).astype(dt, copy=False)]
+        if n_out > 1:
+            res.append(present_k if ctx_has(1) else None)
+        if n_out > 2:
+            res.append(present_v if ctx_has(2) else None)
+        if n_out > 3:
+            res.append(None if qk_out is None else np.broadcast_to(qk_out, (B, Hq, Sq, Skv)).astype(dt))
+        return tuple(res)
+    ctx_has = ctx.has_output
     return run
