@@ -21,9 +21,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.linalg import gemm as _gemm
+from engine._C import _kernels as _k
+from engine.linalg import ACTIVATIONS as _GEMM_ACTS
 from engine.ops._registry import NodeCtx, Unsupported, register
 
+
+_kgemm = _k.gemm                       # c = act(a @ b + beta c + bias) in place; checks its arguments
+_BIAS_COL = _k.BIAS_COL
+_BIAS_NONE = _k.BIAS_NONE
+_SIGMOID = _GEMM_ACTS["sigmoid"][0]
 
 # ---------------------------------------------------------------------------------------------------------
 # activations: each writes its result into its argument (a scratch array owned by the op) and returns it
@@ -197,7 +203,10 @@ def _prepare_weights(op: str, W, R, B, P, n_dir: int, hidden: int, dtype, linear
             raise ValueError(f"{op}: P has shape {list(P.shape)}, expected [{n_dir}, {3 * hidden}]")
         P = P.astype(dtype, copy=False).reshape(n_dir, 3, 1, hidden)
         peep = (np.ascontiguousarray(P[:, 0]), np.ascontiguousarray(P[:, 1]), np.ascontiguousarray(P[:, 2]))
-    return n_in, Wt, np.ascontiguousarray(bias.reshape(-1)), Rt, rb_h, peep
+    # the recurrent weights split into the sigmoid gates (LSTM i, o, f; GRU z, r) and the rest, contiguous
+    cut = {"LSTM": 3 * hidden, "GRU": 2 * hidden, "RNN": hidden}[op]
+    Rs = (np.ascontiguousarray(Rt[:, :, :cut]), np.ascontiguousarray(Rt[:, :, cut:]))
+    return n_in, Wt, np.ascontiguousarray(bias.reshape(-1)), Rt, rb_h, peep, Rs
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -231,6 +240,10 @@ def _build(ctx: NodeCtx, op: str):
     n_inputs = ctx.n_inputs
     if op == "LSTM" and n_inputs > 8 or op != "LSTM" and n_inputs > 6:
         raise Unsupported(f"{op}: too many inputs ({n_inputs})")
+    # the fast step: float32, default activations, no clip/peepholes/input_forget: the sigmoid gates come out of
+    # engine's GEMM epilogue, accumulated onto the input projections in place
+    default_acts = all([spec for spec, _ in a] == [(n.lower(), None, None) for n in _DEFAULT_ACTS[op]] for a in acts)
+    fast_ok = default_acts and clip is None and not input_forget and not (op == "LSTM" and ctx.has_input(7))
     want_y, want_h = ctx.has_output(0), ctx.has_output(1)
     want_c = op == "LSTM" and ctx.has_output(2)
     n_out = ctx.n_outputs
@@ -258,9 +271,9 @@ def _build(ctx: NodeCtx, op: str):
             raise ValueError(f"{op}: X must be 3-D, got shape {list(X.shape)}")
         cdt = np.float64 if X.dtype == np.float64 else np.float32
         if const_w is not None and const_w[0] == cdt:
-            _, n_in, Wt, bias, Rt, rb_h, peep = const_w
+            _, n_in, Wt, bias, Rt, rb_h, peep, Rs = const_w
         else:
-            n_in, Wt, bias, Rt, rb_h, peep = _prepare_weights(op, W, R, B, P, n_dir, hidden_of(R), cdt, lbr)
+            n_in, Wt, bias, Rt, rb_h, peep, Rs = _prepare_weights(op, W, R, B, P, n_dir, hidden_of(R), cdt, lbr)
         H = Rt.shape[1]
         GH = Rt.shape[2]
         if layout == 0:
@@ -273,7 +286,10 @@ def _build(ctx: NodeCtx, op: str):
         # one GEMM for the input projections of every step and direction: (S*NB or NB*S, D*GH)
         x2 = X.reshape(-1, n_in)
         if cdt == np.float32:
-            xw = _gemm(np.ascontiguousarray(x2, dtype=np.float32), Wt, bias=bias)
+            xw = np.empty((x2.shape[0], Wt.shape[1]), np.float32)
+            if xw.size:
+                _kgemm(np.ascontiguousarray(x2, dtype=np.float32), Wt, xw, False, False, 1.0, 0.0, bias,
+                       _BIAS_COL, 0, 0.0, 0.0)
         else:
             xw = x2.astype(cdt, copy=False) @ Wt + bias
         if layout == 0:
@@ -320,7 +336,7 @@ def _build(ctx: NodeCtx, op: str):
                 v = v.transpose(1, 0, 2)
             elif v.shape != (n_dir, NB, H):
                 raise ValueError(f"{op}: {name} has shape {list(v.shape)}, expected [{n_dir}, {NB}, {H}]")
-            return np.array(v, dtype=cdt)                                                 # a copy we own
+            return np.ascontiguousarray(v, dtype=cdt)                                     # never written in place
 
         h = state(h0, "initial_h")
         c = state(c0, "initial_c") if op == "LSTM" else None
@@ -337,9 +353,51 @@ def _build(ctx: NodeCtx, op: str):
             Rzr = np.ascontiguousarray(Rt[:, :, :2 * H])
             Rh = np.ascontiguousarray(Rt[:, :, 2 * H:])
 
+        fast = fast_ok and cdt == np.float32 and peep is None and NB > 0
+        if fast:
+            Ra, Rb = Rs
+            H2, H3 = 2 * H, 3 * H
         for t in range(S):
             xt = xw[t]
-            if op == "LSTM":
+            if fast:
+                g = xt                                   # (D, NB, GH) view of scratch: overwritten in place
+                if op == "LSTM":
+                    for d in range(n_dir):
+                        gd, hd = g[d], h[d]
+                        _kgemm(hd, Ra[d], gd[:, :H3], False, False, 1.0, 1.0, None, _BIAS_NONE, _SIGMOID, 0.0, 0.0)
+                        _kgemm(hd, Rb[d], gd[:, H3:], False, False, 1.0, 1.0, None, _BIAS_NONE, 0, 0.0, 0.0)
+                    gc = g[..., H3:]
+                    np.tanh(gc, out=gc)
+                    gc *= g[..., :H]
+                    cn = g[..., H2:H3] * c
+                    cn += gc
+                    hn = np.tanh(cn)
+                    hn *= g[..., H:H2]
+                elif op == "GRU":
+                    for d in range(n_dir):
+                        _kgemm(h[d], Ra[d], g[d][:, :H2], False, False, 1.0, 1.0, None, _BIAS_NONE, _SIGMOID,
+                               0.0, 0.0)
+                    z, r = g[..., :H], g[..., H:H2]
+                    hh = g[..., H2:]
+                    if not lbr:
+                        rh = r * h
+                        for d in range(n_dir):
+                            _kgemm(rh[d], Rb[d], g[d][:, H2:], False, False, 1.0, 1.0, None, _BIAS_NONE, 0, 0.0, 0.0)
+                    else:
+                        tmp = np.empty((n_dir, NB, H), np.float32)
+                        for d in range(n_dir):
+                            _kgemm(h[d], Rb[d], tmp[d], False, False, 1.0, 0.0, rb_h[d, 0], _BIAS_COL, 0, 0.0, 0.0)
+                        tmp *= r
+                        hh += tmp
+                    np.tanh(hh, out=hh)
+                    hn = h - hh
+                    hn *= z
+                    hn += hh
+                else:
+                    for d in range(n_dir):
+                        _kgemm(h[d], Ra[d], g[d], False, False, 1.0, 1.0, None, _BIAS_NONE, 0, 0.0, 0.0)
+                    hn = np.tanh(g)
+            elif op == "LSTM":
                 g = rmul(h)
                 g += xt
                 gi, go, gf, gc = g[..., :H], g[..., H:2 * H], g[..., 2 * H:3 * H], g[..., 3 * H:]
