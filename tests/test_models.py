@@ -162,6 +162,17 @@ def test_engine_run_agrees_with_onnxruntime(family):
     assert_agree(family, got, ref, "engine.run")
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_engine_without_passes_agrees_with_onnxruntime(family):
+    """Graph passes (fusions, BatchNormalization folding) and constant folding off: the plain op-by-op path must
+    agree too, so a fusion cannot hide a wrong op (or the other way round)."""
+    m = model(family)
+    feeds = mz.FAMILIES[family].make_inputs(m, 0, **first_dims(family))
+    ref = ort_run(ort_session(m), feeds)
+    opts = engine.SessionOptions(passes="none", fold_constants=False)
+    assert_agree(family, engine.Session(m, opts).run(feeds), ref, "passes and folding off")
+
+
 @pytest.mark.parametrize("family", sorted(mz.DYNAMIC_DIMS))
 def test_one_session_runs_two_sizes(family):
     """Symbolic batch / sequence / image dims (and for control_flow both If branches) through ONE Session, and
