@@ -319,7 +319,7 @@ def forward(p: dict, x: np.ndarray, bn: dict, train: bool):
         bn["var"] = 0.9 * bn["var"] + 0.1 * var * (z1.shape[0] / (z1.shape[0] - 1))
     else:
         mu, var = bn["mean"], bn["var"]
-    inv = (1.0 / np.sqrt(var + BN_EPS)).astype(np.float32)
+    inv = (1.0 / np.sqrt(var + BN_EPS)).astype(z1.dtype)
     zh = (z1 - mu) * inv
     a1 = np.maximum(zh * p["gamma"] + p["beta"], 0)
     h1, idx1 = maxpool2(a1.reshape(n, SIZE, SIZE, C1))
@@ -486,7 +486,7 @@ def make(epochs: int, log=print) -> tuple[bytes, bytes, dict]:
            f"in demo_digits.npz: {acc:.4f}.")
     model = export_onnx(p, bn, doc)
     data = npz_bytes({"images": test_x, "labels": test_y})
-    return model, data, {"accuracy": acc, "train_seconds": train_s, "probs_numpy": None, "p": p, "bn": bn,
+    return model, data, {"accuracy": acc, "train_seconds": train_s, "p": p, "bn": bn,
                          "test_x": test_x, "test_y": test_y}
 
 
