@@ -42,6 +42,7 @@ def main(argv=None) -> int:
     de.add_argument("--threads", type=int, default=None, help="engine threads (default: engine's pool size)")
     de.add_argument("--min-accuracy", type=float, default=0.97,
                     help="exit with status 1 below this accuracy (default 0.97; the model reaches 0.997)")
+    de.add_argument("--images", type=int, default=None, help="use only the first N test images (default: all 1000)")
     de.add_argument("--no-compare", action="store_true", help="do not run onnxruntime even if installed")
     ru = sub.add_parser("run", help="run an ONNX model: inputs from .npy files or random, output shapes and "
                         "summaries, timing", description=_run_doc())
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
         from engine.demo import run_demo
 
         return run_demo(batch=args.batch, runs=args.runs, threads=args.threads, min_accuracy=args.min_accuracy,
-                        compare=not args.no_compare)
+                        compare=not args.no_compare, limit=args.images)
     if args.cmd == "run":
         from engine.cli_run import run_model
 

@@ -82,17 +82,17 @@ def _report(name: str, probs: np.ndarray, labels: np.ndarray, times: list[float]
     per_batch = statistics.median(times)
     print(f"{name}: accuracy {int(round(acc * n))}/{n} = {acc:.4f}")
     print(f"{' ' * len(name)}  batch of {batch}: median {_fmt_ms(per_batch)} per batch, "
-          f"{per_batch / min(batch, n) * 1e6:.1f} us per image ({n / sum(times):,.0f} images/s over the set)")
+          f"{per_batch / batch * 1e6:.1f} us per image ({n / sum(times):,.0f} images/s over the set)")
     print(f"{' ' * len(name)}  batch of 1: median latency {_fmt_ms(lat1)} over {runs} runs")
     return acc
 
 
 def run_demo(batch: int = 100, runs: int = 50, threads: int | None = None, min_accuracy: float = 0.97,
-             show: int = 2, compare: bool = True) -> int:
+             show: int = 2, compare: bool = True, limit: int | None = None) -> int:
     import engine
 
-    if batch < 1 or runs < 1:
-        print("demo: --batch and --runs must be positive")
+    if batch < 1 or runs < 1 or (limit is not None and limit < 1):
+        print("demo: --batch, --runs and --images must be positive")
         return 2
     if threads is not None:
         if threads < 1:
@@ -102,7 +102,10 @@ def run_demo(batch: int = 100, runs: int = 50, threads: int | None = None, min_a
     nthreads = engine.get_num_threads()
     model_path = data_path(MODEL_FILE)
     images, labels = load_test_set()
+    if limit is not None:  # the first `limit` images (a quick run, e.g. under CPU emulation)
+        images, labels = images[:limit], labels[:limit]
     x = to_input(images)
+    batch = min(batch, len(labels))
     print(f"engine {engine.__version__} demo: a small CNN classifying {images.shape[1]}x{images.shape[2]} digit "
           f"images ({os.path.getsize(model_path) / 1024:.0f} KB model, {len(labels)} held-out test images)")
     print(f"  active ISA {engine.cpu_info()['active_isa']}, {nthreads} thread(s); model {model_path}")

@@ -21,6 +21,7 @@ import pytest
 
 import engine
 from engine import demo
+from engine.testing import quick
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "scripts", "make_demo_model.py")
@@ -202,18 +203,24 @@ def test_bundled_model_declares_what_the_readme_says():
 def test_reference_reaches_the_documented_accuracy():
     onnx = pytest.importorskip("onnx", reason="onnx reads the model file")
     images, labels = demo.load_test_set()
+    if quick():  # emulated CPU: a fifth of the set, so only the floor is checked
+        images, labels = images[:200], labels[:200]
     acc = float((reference_probs(demo.to_input(images)).argmax(1) == labels).mean())
-    claimed = float(re.search(r"demo_digits.npz: ([0-9]\.[0-9]+)", onnx.load(demo.data_path(demo.MODEL_FILE)).doc_string)[1])
-    assert acc == pytest.approx(claimed, abs=0.0015) and acc > 0.95
+    assert acc > 0.95
+    if not quick():
+        doc = onnx.load(demo.data_path(demo.MODEL_FILE)).doc_string
+        claimed = float(re.search(r"demo_digits.npz: ([0-9]\.[0-9]+)", doc)[1])
+        assert acc == pytest.approx(claimed, abs=0.0015)
 
 
 # --- python -m engine demo ---------------------------------------------------------------------------------
 @needs_session
 def test_demo_command_passes_and_reports():
-    r = cli("demo", "--runs", "2", "--batch", "250")
+    n = 200 if quick() else 1000  # emulated CPUs (ENGINE_TEST_QUICK=1) run a fifth of the test set
+    r = cli("demo", "--runs", "2", "--batch", "100", "--images", str(n))
     assert r.returncode == 0, r.stdout + r.stderr
-    m = re.search(r"^engine: accuracy (\d+)/1000 = ([0-9.]+)$", r.stdout, re.M)
-    assert m and int(m[1]) >= 970, r.stdout
+    m = re.search(rf"^engine: accuracy (\d+)/{n} = ([0-9.]+)$", r.stdout, re.M)
+    assert m and int(m[1]) >= 0.97 * n, r.stdout
     assert re.search(r"batch of 1: median latency [0-9.]+ ms over 2 runs", r.stdout)
     assert "demo: OK" in r.stdout
     if importlib.util.find_spec("onnxruntime") is not None:
@@ -223,7 +230,7 @@ def test_demo_command_passes_and_reports():
 
 @needs_session
 def test_demo_command_fails_below_the_accuracy_floor():
-    r = cli("demo", "--runs", "1", "--no-compare", "--min-accuracy", "1.01")
+    r = cli("demo", "--runs", "1", "--images", "100", "--no-compare", "--min-accuracy", "1.01")
     assert r.returncode == 1 and "below the sanity threshold" in r.stdout and "demo: FAILED" in r.stdout
 
 
