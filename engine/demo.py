@@ -111,10 +111,12 @@ def run_demo(batch: int = 100, runs: int = 50, threads: int | None = None, min_a
     print(f"  active ISA {engine.cpu_info()['active_isa']}, {nthreads} thread(s); model {model_path}")
 
     sess = engine.Session(model_path)
-    ins = ", ".join(f"{i.name} {np.dtype(i.dtype).name} {list(i.shape) if i.shape is not None else '?'}"
-                    for i in sess.inputs)
-    outs = ", ".join(f"{o.name} {np.dtype(o.dtype).name} {list(o.shape) if o.shape is not None else '?'}"
-                     for o in sess.outputs)
+    def decl(v):
+        dims = "?" if v.shape is None else "[" + ", ".join("?" if d is None else str(d) for d in v.shape) + "]"
+        return f"{v.name} {np.dtype(v.dtype).name} {dims}"
+
+    ins = ", ".join(decl(i) for i in sess.inputs)
+    outs = ", ".join(decl(o) for o in sess.outputs)
     print(f"  inputs: {ins}  ->  outputs: {outs}")
     in_name, out_name = sess.inputs[0].name, sess.outputs[0].name
 
@@ -128,7 +130,8 @@ def run_demo(batch: int = 100, runs: int = 50, threads: int | None = None, min_a
 
     # A few predictions, with pictures of the first images and of any the model got wrong.
     wrong = np.flatnonzero(pred != labels)
-    pics = list(range(min(show, len(labels)))) + [int(i) for i in wrong[:show]]
+    first = list(range(min(show, len(labels))))
+    pics = first + [int(i) for i in wrong if i not in first][:show]
     width = 2 * images.shape[2]
     for k in range(0, len(pics), 2):  # two pictures per row: fits an 80-column terminal
         row = pics[k:k + 2]
