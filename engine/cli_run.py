@@ -4,8 +4,8 @@ it took.
 Inputs come from .npy files (`--input name=file.npy`, or `--input file.npz` holding arrays named after the
 inputs); an input with no file gets random values of its declared dtype and shape, with symbolic dimensions set
 by `--dim name=size` (default 1). Mistakes on the command line (a missing file, an unknown input or output name,
-bad `name=value` syntax) print one clear line and exit with status 2; a model that fails to load or run exits
-with status 1.
+bad `name=value` syntax, an input array the model rejects) print one clear line and exit with status 2; a model
+that fails to load or run exits with status 1.
 """
 from __future__ import annotations
 
@@ -96,8 +96,12 @@ def _shape_str(shape) -> str:
 
 def random_input(info, dims: dict[str, int], rng: np.random.Generator, used: set) -> tuple[np.ndarray, str]:
     """Random values of the input's declared dtype and shape; returns the array and a note of what was chosen."""
-    if info.shape is None:
-        raise UsageError(f"input {info.name!r} has no declared shape: give it a file with --input {info.name}=FILE.npy")
+    kind = getattr(info, "kind", "tensor")
+    if kind != "tensor" or info.dtype is None or info.shape is None:
+        what = (f"is a {kind}" if kind != "tensor" else "has no declared dtype" if info.dtype is None
+                else "has no declared shape")
+        raise UsageError(f"input {info.name!r} {what}, so it cannot be filled with random values: give it a file "
+                         f"with --input {info.name}=FILE.npy")
     shape, notes = [], []
     for d in info.shape:
         if isinstance(d, (int, np.integer)) and d >= 0:
@@ -124,6 +128,10 @@ def random_input(info, dims: dict[str, int], rng: np.random.Generator, used: set
     if notes:
         note += ", symbolic dims " + ", ".join(notes)
     return arr, note
+
+
+def _dtype_str(dt) -> str:
+    return "?" if dt is None else str(np.dtype(dt))
 
 
 def summarize(a: np.ndarray) -> str:
@@ -211,13 +219,13 @@ def _run(model, input_specs, output_names, dim_specs, threads, repeat, save, see
     print("inputs:")
     for info in sess.inputs:
         a = np.asarray(feeds[info.name])
-        print(f"  {info.name}: {a.dtype} {list(a.shape)} (declared {np.dtype(info.dtype)} {_shape_str(info.shape)}; "
-              f"{notes[info.name]})")
+        declared = f"{_dtype_str(info.dtype)} {_shape_str(info.shape)}"
+        print(f"  {info.name}: {a.dtype} {list(a.shape)} (declared {declared}; {notes[info.name]})")
         print(f"      {summarize(a)}")
-        if a.dtype != np.dtype(info.dtype) or (info.shape is not None and (
+        if (info.dtype is not None and a.dtype != np.dtype(info.dtype)) or (info.shape is not None and (
                 a.ndim != len(info.shape) or any(isinstance(d, (int, np.integer)) and d >= 0 and d != s
                                                  for d, s in zip(info.shape, a.shape)))):
-            print(f"      warning: this does not match the declared {np.dtype(info.dtype)} {_shape_str(info.shape)}")
+            print(f"      warning: this does not match the declared {declared}")
 
     names = list(output_names) if output_names else None
     try:
@@ -229,6 +237,8 @@ def _run(model, input_specs, output_names, dim_specs, threads, repeat, save, see
             t = time.perf_counter()
             sess.run(feeds, names)
             times.append(time.perf_counter() - t)
+    except engine.InvalidInputError as e:  # an input file of the wrong dtype or shape
+        raise UsageError(f"the inputs do not fit the model: {e}") from None
     except Exception as e:  # noqa: BLE001 - report any run failure as one line
         print(f"engine run: error: running the model failed: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

@@ -110,10 +110,15 @@ def run_demo(batch: int = 100, runs: int = 50, threads: int | None = None, min_a
           f"images ({os.path.getsize(model_path) / 1024:.0f} KB model, {len(labels)} held-out test images)")
     print(f"  active ISA {engine.cpu_info()['active_isa']}, {nthreads} thread(s); model {model_path}")
 
-    sess = engine.Session(model_path)
+    try:
+        sess = engine.Session(model_path)
+    except engine.EngineError as e:  # e.g. an op the executor does not implement yet: say so, no traceback
+        print(f"demo: engine cannot load the demo model: {e}")
+        print("demo: FAILED")
+        return 1
     def decl(v):
         dims = "?" if v.shape is None else "[" + ", ".join("?" if d is None else str(d) for d in v.shape) + "]"
-        return f"{v.name} {np.dtype(v.dtype).name} {dims}"
+        return f"{v.name} {'?' if v.dtype is None else np.dtype(v.dtype).name} {dims}"
 
     ins = ", ".join(decl(i) for i in sess.inputs)
     outs = ", ".join(decl(o) for o in sess.outputs)
