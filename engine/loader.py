@@ -212,8 +212,9 @@ def _schema(op_type: str, version: int, domain: str):
 
 
 def _expand_functions(graph: onnx.GraphProto, opsets: dict[str, int], supported, types: dict[str, onnx.TypeProto],
-                      counter: list[int]) -> None:
-    """Replaces, in place, nodes whose op engine lacks but whose ONNX schema defines as a function."""
+                      counter: list[int]) -> bool:
+    """Replaces, in place, nodes whose op engine lacks but whose ONNX schema defines as a function. Returns
+    whether anything changed."""
     new_nodes = []
     changed = False
     for node in graph.node:
@@ -236,6 +237,7 @@ def _expand_functions(graph: onnx.GraphProto, opsets: dict[str, int], supported,
     if changed:
         del graph.node[:]
         graph.node.extend(new_nodes)
+    return changed
 
 
 def _runnable(node: onnx.NodeProto, opsets: dict[str, int], supported, depth: int = 0) -> bool:
@@ -356,7 +358,9 @@ class _Converter:
         for vi in list(g.input) + list(g.output) + list(g.value_info):
             if vi.HasField("type"):
                 self.types.setdefault(vi.name, vi.type)
-        _expand_functions(g, self.opsets, self.supported, self.types, self.counter)
+        for _ in range(4):  # an expanded body may hold function ops in turn
+            if not _expand_functions(g, self.opsets, self.supported, self.types, self.counter):
+                break
         constants: dict[str, np.ndarray] = {}
         for t in g.initializer:
             if not t.name:
@@ -418,11 +422,8 @@ def load(model: Any, supported=lambda domain, op, version: True) -> tuple[Graph,
     engine implements an op natively (otherwise a function-defined op is expanded)."""
     proto, base_dir = load_proto(model)
     opsets = {("" if o.domain == "ai.onnx" else o.domain): int(o.version) for o in proto.opset_import}
-    if "" not in opsets:
-        if proto.ir_version and proto.ir_version < 3:
-            opsets[""] = 1
-        else:
-            raise ModelLoadError("the model imports no version of the default ONNX operator set")
+    if "" not in opsets and proto.ir_version and proto.ir_version < 3:
+        opsets[""] = 1  # before IR 3 the default opset was implicit
     if proto.functions:
         try:
             proto = onnx.inliner.inline_local_functions(proto)

@@ -29,6 +29,7 @@ from engine._C._kernels import execute_plan as _execute_plan
 from engine.errors import InvalidInputError, ModelLoadError, RunError, UnsupportedModelError
 from engine.ir import Graph, Node, TensorType, ValueInfo
 from engine.loader import load
+from engine.passes import enabled_passes, run_passes
 from engine.ops._registry import NodeCtx, OpDef, Unsupported, lookup, schema_version
 
 _MAX_SIGNATURES = 32  # specialised plans kept per session (least recently used dropped)
@@ -38,10 +39,13 @@ _FOLD_MAX_BYTES = 64 << 20  # constant folding keeps results up to this size
 @dataclass
 class SessionOptions:
     """Knobs of a Session. `fold_constants`: run constant-only nodes once at load. `specialize_shapes`: per
-    input-shape signature, pre-compute shape subgraphs. Both default on; turning them off changes speed only."""
+    input-shape signature, pre-compute shape subgraphs. `passes`: which graph passes of `engine.passes` run
+    (fusions, BatchNormalization folding). All default on; turning them off changes speed only."""
 
     fold_constants: bool = True
     specialize_shapes: bool = True
+    # Graph passes (engine.passes): "all", "none", or a collection of names; ENGINE_DISABLE_PASSES removes some.
+    passes: object = "all"
     # Passes added by later work read their switches from here too.
     extra: dict = field(default_factory=dict)
 
@@ -148,7 +152,11 @@ class _Plan:
         return s
 
     def _build(self, node: Node, consts: dict, problems: list) -> _Step | None:
-        opset = self.graph.opsets.get(node.domain, self.graph.opsets.get("", 0))
+        opset = self.graph.opsets.get(node.domain)
+        if opset is None:
+            problems.append(Problem(node.label(), node.op_type, node.domain, None,
+                                    f"the model imports no version of operator set {node.domain or 'ai.onnx'!r}"))
+            return None
         opdef = lookup(node.domain, node.op_type)
         version = schema_version(node.op_type, opset, node.domain) if node.domain in ("", "ai.onnx.ml") else None
         if opdef is None:
@@ -368,9 +376,11 @@ def _supported(domain: str, op_type: str, opset: int) -> bool:
 
 # ---------------------------------------------------------------------------------------------- public API
 def _compile(model, options: SessionOptions | None) -> tuple[_Plan, dict, list]:
+    options = options or SessionOptions()
     graph, meta = load(model, supported=_supported)
+    run_passes(graph, enabled_passes(options.passes))
     problems: list[Problem] = []
-    plan = _Plan(graph, options or SessionOptions(), problems)
+    plan = _Plan(graph, options, problems)
     return plan, meta, problems
 
 
@@ -378,7 +388,7 @@ def check(model) -> list[Problem]:
     """Every problem that stops `model` from running on engine (unsupported op, version, attribute or dtype),
     all at once, without running it. An empty list means the model is supported. Load errors (corrupt
     file) still raise."""
-    _, _, problems = _compile(model, None)
+    _, _, problems = _compile(model, SessionOptions(passes="none"))  # report the ops the user wrote
     return problems
 
 

@@ -2,6 +2,8 @@
 See `engine.ops._registry` for how an op is written."""
 from engine.ops import (  # noqa: F401  (imported for their registrations)
     control,
+    fused,
+    misc,
     elementwise,
     nn,
     quant,
