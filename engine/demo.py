@@ -80,7 +80,7 @@ def _report(name: str, probs: np.ndarray, labels: np.ndarray, times: list[float]
     acc = float((probs.argmax(1) == labels).mean())
     n = len(labels)
     per_batch = statistics.median(times)
-    print(f"{name}: accuracy {int(round(acc * n))}/{n} = {acc:.4f}")
+    print(f"{name}: accuracy {round(acc * n)}/{n} = {acc:.4f}")
     print(f"{' ' * len(name)}  batch of {batch}: median {_fmt_ms(per_batch)} per batch, "
           f"{per_batch / batch * 1e6:.1f} us per image ({n / sum(times):,.0f} images/s over the set)")
     print(f"{' ' * len(name)}  batch of 1: median latency {_fmt_ms(lat1)} over {runs} runs")
@@ -142,8 +142,9 @@ def run_demo(batch: int = 100, runs: int = 50, threads: int | None = None, min_a
         row = pics[k:k + 2]
         cols = [ascii_image(images[i]) for i in row]
         print()
-        print("   ".join(f"#{i} true {labels[i]} pred {pred[i]} ({conf[i]:.2f}){' WRONG' if pred[i] != labels[i] else ''}"
-                         [:width].ljust(width) for i in row).rstrip())
+        heads = [f"#{i} true {labels[i]} pred {pred[i]} ({conf[i]:.2f}){' WRONG' if pred[i] != labels[i] else ''}"
+                 for i in row]
+        print("   ".join(h[:width].ljust(width) for h in heads).rstrip())
         for r in range(images.shape[1]):
             print("   ".join(c[r] for c in cols).rstrip())
     k = min(12, len(labels))

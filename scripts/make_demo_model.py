@@ -522,7 +522,10 @@ def main(argv=None) -> int:
         same = True
         for name, blob in files.items():
             path = os.path.join(args.out, name)
-            old = open(path, "rb").read() if os.path.exists(path) else None
+            old = None
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    old = f.read()
             print(f"{path}: {'identical' if old == blob else 'DIFFERENT'} ({len(blob)} bytes made)")
             same &= old == blob
         return 0 if same else 1
