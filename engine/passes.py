@@ -55,6 +55,11 @@ def run_passes(graph: Graph, names: list[str]) -> None:
             _PASSES[name](graph)
 
 
+def _arity(n: Node, k: int) -> bool:
+    """n has at least k inputs, the first k present (a malformed node is left for the checker to report)."""
+    return len(n.inputs) >= k and all(n.inputs[:k])
+
+
 # ------------------------------------------------------------------------------------------------ helpers
 class _Uses:
     """Who reads each value: node input slots; graph outputs and subgraph captures are "pinned"."""
@@ -127,12 +132,14 @@ def fold_batchnorm(graph: Graph) -> None:
     producer = {o: n for n in graph.nodes for o in n.outputs if o}
     drop = set()
     for bn in graph.nodes:
-        if bn.domain != "" or bn.op_type != "BatchNormalization" or any(o for o in bn.outputs[1:]):
+        if (bn.domain != "" or bn.op_type != "BatchNormalization" or any(o for o in bn.outputs[1:])
+                or not _arity(bn, 5) or not bn.outputs):
             continue
         if bn.attrs.get("training_mode", 0):
             continue
         conv = producer.get(bn.inputs[0])
-        if conv is None or conv.domain != "" or conv.op_type != "Conv" or uses.only_reader(conv.outputs[0]) is not bn:
+        if (conv is None or conv.domain != "" or conv.op_type != "Conv" or not _arity(conv, 2)
+                or len(conv.outputs) != 1 or uses.only_reader(conv.outputs[0]) is not bn):
             continue
         w = _const(graph, conv.inputs[1])
         b = _const(graph, conv.inputs[2]) if len(conv.inputs) > 2 and conv.inputs[2] else None
@@ -174,13 +181,13 @@ def fuse_matmul_add(graph: Graph) -> None:
     uses = _Uses(graph)
     drop = set()
     for mm in list(graph.nodes):
-        if mm.domain != "" or mm.op_type != "MatMul" or id(mm) in drop:
+        if mm.domain != "" or mm.op_type != "MatMul" or id(mm) in drop or not _arity(mm, 2):
             continue
         w = _const(graph, mm.inputs[1])
         if w is None or w.ndim != 2 or w.dtype != np.float32:
             continue
         add = uses.only_reader(mm.outputs[0])
-        if add is None or add.domain != "" or add.op_type != "Add":
+        if add is None or add.domain != "" or add.op_type != "Add" or not _arity(add, 2) or len(add.outputs) != 1:
             continue
         other = add.inputs[1] if add.inputs[0] == mm.outputs[0] else add.inputs[0]
         if other == mm.outputs[0]:
@@ -239,6 +246,8 @@ def fuse_activation(graph: Graph) -> None:
         if id(n) in drop or not n.outputs or not n.outputs[0]:
             continue
         base = (n.domain, n.op_type)
+        if not _arity(n, 2):
+            continue
         if base == ("", "MatMul"):
             w = _const(graph, n.inputs[1])
             if w is None or w.ndim != 2 or w.dtype != np.float32:
@@ -248,7 +257,7 @@ def fuse_activation(graph: Graph) -> None:
         if "activation" in n.attrs or len(n.outputs) != 1:
             continue
         act_node = uses.only_reader(n.outputs[0])
-        if act_node is None or act_node.inputs[0] != n.outputs[0]:
+        if act_node is None or not act_node.inputs or act_node.inputs[0] != n.outputs[0] or len(act_node.outputs) != 1:
             continue
         act = activation_of(graph, act_node)
         if act is None:
