@@ -8,11 +8,12 @@
 #include <stdint.h>
 #include <string.h>
 
-/* binary16 bits -> f32, exact (denormals, infinities, NaN payloads kept; as F16C vcvtph2ps / FCVTL). */
+/* binary16 bits -> f32, exact (denormals, infinities; a NaN keeps its payload and becomes quiet, as F16C
+ * vcvtph2ps and AArch64 FCVTL do). */
 static inline float eng_sim_h2f(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
   if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (man << 13); /* inf or NaN (payload kept, no quieting on widening) */
+    bits = sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0u); /* inf, or NaN: payload kept, made quiet */
   } else if (exp != 0) {
     bits = sign | ((exp + 112u) << 23) | (man << 13);
   } else if (man == 0) {
