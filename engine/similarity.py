@@ -247,12 +247,12 @@ class Gallery:
         if e.size and not np.isfinite(e).all():
             raise ValueError("embeddings contain NaN or infinity")
         if self.dtype == "f16":
-            x = e.astype(np.float16) if e.dtype != np.float16 else np.array(e)
-            if e.dtype != np.float16 and x.size and not np.isfinite(x).all():
+            if self.normalize:  # normalize in float32, then round once to float16
+                return l2_normalize(e.astype(np.float32)).astype(np.float16), None
+            with np.errstate(over="ignore"):
+                x = e.astype(np.float16)
+            if x.size and not np.isfinite(x).all():
                 raise ValueError("embeddings overflow float16 (|x| > 65504); normalize them or use dtype='f32'")
-            if self.normalize and len(x):
-                # normalize in float32 before rounding to float16: rounding twice would lose accuracy
-                x = l2_normalize(e.astype(np.float32)).astype(np.float16)
             return x, None
         x = np.array(e, dtype=np.float32)
         if self.normalize and len(x):
