@@ -86,3 +86,10 @@ def show_runtime() -> None:
 
 __all__ = ["__version__", "cpu_info", "kernel_info", "get_num_threads", "set_num_threads", "gemm", "matmul",
            "show_runtime", "cosine_similarity", "cdist", "l2_normalize", "Gallery"]
+
+from engine.errors import (  # noqa: E402
+    EngineError, InvalidInputError, ModelLoadError, RunError, UnsupportedModelError)
+from engine.session import Problem, Session, SessionOptions, TensorInfo, check, run  # noqa: E402
+
+__all__ += ["Session", "SessionOptions", "TensorInfo", "Problem", "run", "check", "EngineError", "ModelLoadError",
+            "UnsupportedModelError", "InvalidInputError", "RunError"]

@@ -41,3 +41,13 @@ def _restore_runtime():
         _k.select_isa(isa_before)
     if engine.get_num_threads() != threads_before:
         engine.set_num_threads(threads_before)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Prints the onnx node conformance count when those cases ran."""
+    import sys
+
+    mod = sys.modules.get("tests.onnx_backend.test_conformance")
+    line = mod.summary() if mod is not None else None
+    if line:
+        terminalreporter.write_sep("=", line)

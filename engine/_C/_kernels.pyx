@@ -194,4 +194,5 @@ def gemm_batch(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c, bint trans_a, bint t
         s = eng_gemm_batch_f32(&g, n, &a_off[0], &b_off[0], &c_off[0])
     _raise(s, "gemm_batch")
     return c
+include "_exec.pxi"
 include "_sim.pxi"

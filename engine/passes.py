@@ -1,0 +1,272 @@
+"""Graph passes run once when a Session is created, on engine's IR (before planning):
+
+- `drop_identity`: removes Identity and inference-mode Dropout nodes (consumers read the input directly);
+- `fold_batchnorm`: folds an inference BatchNormalization into the Conv or Gemm before it (new constant weights
+  and bias), when that Conv's output feeds nothing else;
+- `fuse_matmul_add`: MatMul by a constant matrix followed by Add of a constant bias row becomes one GEMM with a
+  fused bias (`engine::FusedMatMul`);
+- `fuse_activation`: Relu, Clip (constant bounds), LeakyRelu, Sigmoid, HardSwish or Gelu right after a Conv or a
+  (fused) MatMul is applied inside it: in the GEMM epilogue for MatMul, in place on the fresh Conv output.
+
+Every pass keeps results the same up to float rounding and can be switched off: `SessionOptions(passes=...)`
+(a set of names, or "all"/"none") or the environment variable ENGINE_DISABLE_PASSES (comma-separated names,
+or "all"). A pass never touches a value that is a graph output or read by a subgraph.
+"""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+
+import numpy as np
+
+from engine.ir import Graph, Node
+
+ALL_PASSES = ("drop_identity", "fold_batchnorm", "fuse_matmul_add", "fuse_activation")
+ENGINE_DOMAIN = "engine"
+
+
+def enabled_passes(requested) -> list[str]:
+    """The passes to run: `requested` ("all", "none", or an iterable of names) minus ENGINE_DISABLE_PASSES."""
+    if requested is None or requested == "all":
+        chosen = list(ALL_PASSES)
+    elif requested == "none":
+        chosen = []
+    else:
+        chosen = list(requested)
+        unknown = [p for p in chosen if p not in ALL_PASSES]
+        if unknown:
+            raise ValueError(f"unknown pass(es) {unknown}; known: {list(ALL_PASSES)}")
+    off = os.environ.get("ENGINE_DISABLE_PASSES", "").strip()
+    if off:
+        if off == "all":
+            return []
+        names = {p.strip() for p in off.split(",") if p.strip()}
+        unknown = names - set(ALL_PASSES)
+        if unknown:
+            raise ValueError(f"ENGINE_DISABLE_PASSES names unknown pass(es) {sorted(unknown)}; known: "
+                             f"{list(ALL_PASSES)}")
+        chosen = [p for p in chosen if p not in names]
+    return chosen
+
+
+def run_passes(graph: Graph, names: list[str]) -> None:
+    for name in ALL_PASSES:
+        if name in names:
+            _PASSES[name](graph)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+class _Uses:
+    """Who reads each value: node input slots; graph outputs and subgraph captures are "pinned"."""
+
+    def __init__(self, graph: Graph):
+        self.readers: dict[str, list[Node]] = defaultdict(list)
+        self.pinned: set[str] = {v.name for v in graph.outputs}
+        for n in graph.nodes:
+            for name in n.inputs:
+                if name:
+                    self.readers[name].append(n)
+            for a in n.attrs.values():
+                for g in (a if isinstance(a, list) else [a]):
+                    if isinstance(g, Graph):
+                        self.pinned.update(g.outer_names())
+
+    def only_reader(self, name: str) -> Node | None:
+        if name in self.pinned:
+            return None
+        r = self.readers.get(name, [])
+        return r[0] if len(r) == 1 else None
+
+
+def _const(graph: Graph, name: str) -> np.ndarray | None:
+    return graph.constants.get(name) if name else None
+
+
+def _fresh(graph: Graph, base: str) -> str:
+    used = set(graph.constants) | {o for n in graph.nodes for o in n.outputs} | {v.name for v in graph.inputs}
+    i = 0
+    while f"{base}__{i}" in used:
+        i += 1
+    return f"{base}__{i}"
+
+
+# ------------------------------------------------------------------------------------------------- passes
+def drop_identity(graph: Graph) -> None:
+    uses = _Uses(graph)
+    rename: dict[str, str] = {}
+    keep = []
+    for n in graph.nodes:
+        if n.domain == "" and n.op_type in ("Identity", "Dropout") and n.inputs and n.inputs[0]:
+            if n.op_type == "Dropout":
+                training = len(n.inputs) > 2 and n.inputs[2] and not _false_const(graph, n.inputs[2])
+                if training or any(o for o in n.outputs[1:]):  # random, or its mask is used
+                    keep.append(n)
+                    continue
+            src, dst = n.inputs[0], n.outputs[0]
+            src = rename.get(src, src)
+            if dst in uses.pinned or graph.type_of(src) is not None and graph.type_of(src).kind != "tensor":
+                keep.append(n)
+                continue
+            rename[dst] = src
+            continue
+        keep.append(n)
+    if not rename:
+        return
+    for n in keep:
+        n.inputs = [rename.get(x, x) for x in n.inputs]
+    graph.nodes = keep
+
+
+def _false_const(graph: Graph, name: str) -> bool:
+    c = _const(graph, name)
+    return c is not None and c.size == 1 and not bool(c.reshape(-1)[0])
+
+
+def fold_batchnorm(graph: Graph) -> None:
+    uses = _Uses(graph)
+    producer = {o: n for n in graph.nodes for o in n.outputs if o}
+    drop = set()
+    for bn in graph.nodes:
+        if bn.domain != "" or bn.op_type != "BatchNormalization" or any(o for o in bn.outputs[1:]):
+            continue
+        if bn.attrs.get("training_mode", 0):
+            continue
+        conv = producer.get(bn.inputs[0])
+        if conv is None or conv.domain != "" or conv.op_type != "Conv" or uses.only_reader(conv.outputs[0]) is not bn:
+            continue
+        w = _const(graph, conv.inputs[1])
+        b = _const(graph, conv.inputs[2]) if len(conv.inputs) > 2 and conv.inputs[2] else None
+        if w is None or (len(conv.inputs) > 2 and conv.inputs[2] and b is None):
+            continue
+        params = [_const(graph, x) for x in bn.inputs[1:5]]
+        if any(p is None for p in params) or w.dtype not in (np.float32, np.float64):
+            continue
+        scale, bias, mean, var = (np.asarray(p, np.float64).reshape(-1) for p in params)
+        m = w.shape[0]
+        if not all(p.size == m for p in (scale, bias, mean, var)):
+            continue
+        eps = float(bn.attrs.get("epsilon", 1e-5))
+        s = scale / np.sqrt(var + eps)
+        new_w = (w.astype(np.float64) * s.reshape((m,) + (1,) * (w.ndim - 1))).astype(w.dtype)
+        b0 = np.zeros(m) if b is None else b.astype(np.float64)
+        new_b = ((b0 - mean) * s + bias).astype(w.dtype)
+        wn, bname = _fresh(graph, conv.inputs[1] + "_bnfold"), None
+        graph.constants[wn] = new_w
+        bname = _fresh(graph, (conv.inputs[2] if b is not None else conv.outputs[0]) + "_bnbias")
+        graph.constants[bname] = new_b
+        conv.inputs = [conv.inputs[0], wn, bname]
+        conv.outputs = [bn.outputs[0]]
+        drop.add(id(bn))
+    if drop:
+        graph.nodes = [n for n in graph.nodes if id(n) not in drop]
+
+
+def _bias_row(graph: Graph, name: str, n_cols: int, out_rank: int) -> np.ndarray | None:
+    c = _const(graph, name)
+    if c is None or c.dtype != np.float32 or c.ndim > out_rank or c.size != n_cols:
+        return None
+    if c.ndim and c.shape[-1] != n_cols:
+        return None
+    return np.ascontiguousarray(c.reshape(-1))
+
+
+def fuse_matmul_add(graph: Graph) -> None:
+    uses = _Uses(graph)
+    drop = set()
+    for mm in list(graph.nodes):
+        if mm.domain != "" or mm.op_type != "MatMul" or id(mm) in drop:
+            continue
+        w = _const(graph, mm.inputs[1])
+        if w is None or w.ndim != 2 or w.dtype != np.float32:
+            continue
+        add = uses.only_reader(mm.outputs[0])
+        if add is None or add.domain != "" or add.op_type != "Add":
+            continue
+        other = add.inputs[1] if add.inputs[0] == mm.outputs[0] else add.inputs[0]
+        if other == mm.outputs[0]:
+            continue
+        t = graph.type_of(mm.inputs[0])
+        rank = len(t.shape) if t is not None and t.shape is not None else 2
+        bias = _bias_row(graph, other, w.shape[1], max(rank, 2))
+        if bias is None:
+            continue
+        bname = _fresh(graph, other + "_row")
+        graph.constants[bname] = bias
+        mm.op_type, mm.domain = "FusedMatMul", ENGINE_DOMAIN
+        mm.inputs = [mm.inputs[0], mm.inputs[1], bname]
+        mm.outputs = [add.outputs[0]]
+        drop.add(id(add))
+    if drop:
+        graph.nodes = [n for n in graph.nodes if id(n) not in drop]
+        graph.opsets.setdefault(ENGINE_DOMAIN, 1)
+
+
+def activation_of(graph: Graph, node: Node):
+    """(kind, p0, p1) for an activation node engine can fuse, else None. Kinds are engine.linalg's names."""
+    if node.domain != "":
+        return None
+    op = node.op_type
+    if op == "Relu":
+        return ("relu", 0.0, 0.0)
+    if op == "Sigmoid":
+        return ("sigmoid", 0.0, 0.0)
+    if op == "HardSwish":
+        return ("hardswish", 0.0, 0.0)
+    if op == "LeakyRelu":
+        return ("leaky_relu", float(node.attrs.get("alpha", 0.01)), 0.0)
+    if op == "Gelu":
+        approx = node.attrs.get("approximate", b"none")
+        approx = approx.decode() if isinstance(approx, bytes) else approx
+        return ("gelu_tanh" if approx == "tanh" else "gelu", 0.0, 0.0)
+    if op == "Clip":
+        if "min" in node.attrs or "max" in node.attrs:  # opset < 11
+            return ("clip", float(node.attrs.get("min", -3.4028234663852886e38)),
+                    float(node.attrs.get("max", 3.4028234663852886e38)))
+        lo = _const(graph, node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else None
+        hi = _const(graph, node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+        if (len(node.inputs) > 1 and node.inputs[1] and lo is None) or (len(node.inputs) > 2 and node.inputs[2]
+                                                                          and hi is None):
+            return None
+        return ("clip", float(lo) if lo is not None else -3.4028234663852886e38,
+                float(hi) if hi is not None else 3.4028234663852886e38)
+    return None
+
+
+def fuse_activation(graph: Graph) -> None:
+    uses = _Uses(graph)
+    drop = set()
+    for n in list(graph.nodes):
+        if id(n) in drop or not n.outputs or not n.outputs[0]:
+            continue
+        base = (n.domain, n.op_type)
+        if base == ("", "MatMul"):
+            w = _const(graph, n.inputs[1])
+            if w is None or w.ndim != 2 or w.dtype != np.float32:
+                continue
+        elif base not in (("", "Conv"), (ENGINE_DOMAIN, "FusedMatMul"), (ENGINE_DOMAIN, "FusedConv")):
+            continue
+        if "activation" in n.attrs or len(n.outputs) != 1:
+            continue
+        act_node = uses.only_reader(n.outputs[0])
+        if act_node is None or act_node.inputs[0] != n.outputs[0]:
+            continue
+        act = activation_of(graph, act_node)
+        if act is None:
+            continue
+        t = graph.type_of(n.outputs[0])
+        if t is not None and t.dtype is not None and t.dtype != np.float32:
+            continue
+        if base == ("", "MatMul"):
+            n.op_type, n.domain = "FusedMatMul", ENGINE_DOMAIN
+        elif base == ("", "Conv"):
+            n.op_type, n.domain = "FusedConv", ENGINE_DOMAIN
+        n.attrs = dict(n.attrs, activation=act[0], act_p0=act[1], act_p1=act[2])
+        n.outputs = [act_node.outputs[0]]
+        drop.add(id(act_node))
+    if drop:
+        graph.nodes = [n for n in graph.nodes if id(n) not in drop]
+        graph.opsets.setdefault(ENGINE_DOMAIN, 1)
+
+
+_PASSES = {"drop_identity": drop_identity, "fold_batchnorm": fold_batchnorm, "fuse_matmul_add": fuse_matmul_add,
+           "fuse_activation": fuse_activation}
