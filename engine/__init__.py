@@ -36,6 +36,7 @@ except ImportError as e:  # the uncompiled source tree shadows the installed pac
 _k.init()  # raises ImportError listing the valid values if ENGINE_ISA is bad
 
 from engine.linalg import gemm, matmul  # noqa: E402
+from engine.similarity import Gallery, cdist, cosine_similarity, l2_normalize  # noqa: E402
 
 
 def cpu_info() -> dict:
@@ -84,7 +85,7 @@ def show_runtime() -> None:
 
 
 __all__ = ["__version__", "cpu_info", "kernel_info", "get_num_threads", "set_num_threads", "gemm", "matmul",
-           "show_runtime"]
+           "show_runtime", "cosine_similarity", "cdist", "l2_normalize", "Gallery"]
 
 from engine.errors import (  # noqa: E402
     EngineError, InvalidInputError, ModelLoadError, RunError, UnsupportedModelError)

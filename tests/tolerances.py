@@ -96,3 +96,21 @@ NORM_C = 1.0
 # average pooling sums at most kh*kw taps in float: (taps + 1) eps mean|x|; max pooling is exact.
 # depthwise conv: (taps + 2) eps (|bias| + sum |w x|), then the activation (Lipschitz + its own tolerance).
 # binary ops, im2col, max pooling, avg pooling across ISAs: bitwise (one IEEE operation per element, or copies).
+
+# ---- similarity (engine.similarity, csrc/kernels/sim) ---------------------------------------------------------
+# Dot products and squared norms accumulate like GEMM: |got - ref64| <= SIM_C * (d + 1) * eps32 * sum|a b|. The same
+# c = 2 reasoning as GEMM_C (worst case d*u*sum|ab|, u = eps32/2, so 4x margin).
+SIM_C = 2.0
+# Cosine: relative errors of ab, |a|^2, |b|^2 (each <= (d+1) u) and the final divide/sqrts propagate as
+# |d cos| <= SIM_C * (d + 4) * eps32 * (sum|a b| / (|a| |b|) + 1).
+# f16 storage: the inputs are rounded to binary16 once (relative 2^-11 each), so a similarity computed from f16
+# copies of float32 embeddings differs from the float64 one of the originals: measured max 1.0e-4 at d = 128 and
+# 5.5e-5 at d = 512 (10k random normal pairs, engine.cosine_similarity); 1e-3 is a 10x margin.
+F16_COS_ATOL = 1e-3
+# int8 storage (symmetric per-row scale 127/max|x|): each element carries up to half a quantization step. Measured
+# max |cos_i8 - cos_f64| 3.4e-3 at d = 128 and 1.9e-3 at d = 512 (same pairs); 1e-2 is a 3x margin.
+I8_COS_ATOL = 1e-2
+# Search results against a float64 brute force: the scores of the returned rows must be within the cosine bound,
+# and a returned row may differ from the reference only where the reference's scores are within SEARCH_TIE_ATOL
+# of each other (near-ties legitimately swap under float32 rounding).
+SEARCH_TIE_ATOL = 1e-5

@@ -582,6 +582,9 @@ static void bias_act_tests(const tab_t *t, counts_t *cnt) {
 
 /* ---------------------------------------------------------------- main */
 
+/* tests/c/test_sim.c: the similarity slots (returns 0 for a slot it does not know). */
+int eng_test_sim_slot(const char *tname, const eng_kernels_t *t, int slot, int quick, long *pass, long *fail);
+
 static const char *const slot_names[ENG_KERNEL_COUNT] = {
 #define ENG_KERNEL(name, type) #name,
 #include "eng/eng_kernel_list.h"
@@ -658,6 +661,7 @@ int main(int argc, char **argv) {
       else if (s == ENG_SLOT_gemv_f32) gemv_tests(t, &c);
       else if (s == ENG_SLOT_bias_act_f32) bias_act_tests(t, &c);
       else if (ops_tests(t, s, &c)) {
+      } else if (eng_test_sim_slot(t->name, &t->eff, s, g_quick, &c.pass, &c.fail)) { /* tests/c/test_sim.c */
       } else {
         printf("%-8s %-14s FAIL: no test for this slot (add one to tests/c/test_kernels.c)\n", t->name, slot_names[s]);
         c.fail++;

@@ -122,6 +122,38 @@ typedef void (*eng_pool2d_f32_fn)(int kind, const eng_win2d_t *g, const float *x
 typedef void (*eng_dwconv2d_f32_fn)(const eng_win2d_t *g, const float *x, const float *w, float bias, const eng_act_t *act,
                                     float *y);
 
+/* ---- similarity (dot, squared norm, cosine, row L2-normalization, gallery scans) ----
+ * dtypes: f32; f16 stored as IEEE binary16 bits (uint16_t) and accumulated in f32; i8 accumulated in int32.
+ * Vectors are contiguous, no alignment needed, n may be 0 (sums are 0). Accumulation order differs between
+ * ISAs (several vector accumulators, FMA), so f32/f16 results match the scalar twin within the usual
+ * n*eps*sum|a b| bound, never bitwise. i8 results are exact integers: ISAs agree bitwise.
+ * i8 contract: n <= ENG_SIM_I8_MAX_N, so the int32 sums cannot overflow (|a b| <= 128*128 = 2^14). */
+#define ENG_SIM_I8_MAX_N ((size_t)1 << 16)
+typedef float (*eng_dot_f32_fn)(size_t n, const float *a, const float *b);
+typedef float (*eng_sqnorm_f32_fn)(size_t n, const float *a);
+/* cos = dot(a, b) / sqrt(|a|^2 |b|^2); 0 when either vector is all zero (never NaN for finite input). */
+typedef float (*eng_cos_f32_fn)(size_t n, const float *a, const float *b);
+typedef float (*eng_dot_f16_fn)(size_t n, const uint16_t *a, const uint16_t *b);
+typedef float (*eng_sqnorm_f16_fn)(size_t n, const uint16_t *a);
+typedef float (*eng_cos_f16_fn)(size_t n, const uint16_t *a, const uint16_t *b);
+typedef int32_t (*eng_dot_i8_fn)(size_t n, const int8_t *a, const int8_t *b);
+typedef int32_t (*eng_sqnorm_i8_fn)(size_t n, const int8_t *a);
+typedef float (*eng_cos_i8_fn)(size_t n, const int8_t *a, const int8_t *b);
+/* y_i = x_i / |x_i| for rows i < m of n elements (row strides ldx, ldy >= n, in elements); an all-zero row
+ * stays zero. y may be x (in place) but must not partially overlap it. The f16 variant computes in f32 and
+ * rounds the result to nearest even binary16. */
+typedef void (*eng_l2norm_rows_f32_fn)(size_t m, size_t n, const float *x, size_t ldx, float *y, size_t ldy);
+typedef void (*eng_l2norm_rows_f16_fn)(size_t m, size_t n, const uint16_t *x, size_t ldx, uint16_t *y, size_t ldy);
+/* Gallery scans: out[i] = dot(q, g + i*ldg) for rows i < rows, d elements each (ldg >= d). The f16 scan
+ * takes an f32 query against f16 rows; the i8 scan an i8 query against i8 rows. out must not alias. */
+typedef void (*eng_scan_f32_fn)(size_t rows, size_t d, const float *q, const float *g, size_t ldg, float *out);
+typedef void (*eng_scan_f16_fn)(size_t rows, size_t d, const float *q, const uint16_t *g, size_t ldg, float *out);
+typedef void (*eng_scan_i8_fn)(size_t rows, size_t d, const int8_t *q, const int8_t *g, size_t ldg, int32_t *out);
+/* binary16 <-> f32 conversion of n elements; f32 -> f16 rounds to nearest even (overflow gives inf, NaN
+ * stays NaN). Bitwise identical in every ISA. */
+typedef void (*eng_cvt_f16_f32_fn)(size_t n, const uint16_t *x, float *y);
+typedef void (*eng_cvt_f32_f16_fn)(size_t n, const float *x, uint16_t *y);
+
 /* ---- the table ---- */
 typedef struct ENG_ALIGN(64) eng_kernels {
 #define ENG_KERNEL(name, type) type name;
@@ -158,6 +190,23 @@ extern const eng_kernels_t eng_kernels_neon;
   void eng_pool2d_f32_##isa(int kind, const eng_win2d_t *g, const float *x, float *y);                           \
   void eng_dwconv2d_f32_##isa(const eng_win2d_t *g, const float *x, const float *w, float bias,                  \
                               const eng_act_t *act, float *y);
+  void eng_bias_act_f32_##isa(size_t n, float *y, const float *bias, float bias_s, const eng_act_t *act); \
+  float eng_dot_f32_##isa(size_t n, const float *a, const float *b);                                    \
+  float eng_sqnorm_f32_##isa(size_t n, const float *a);                                                 \
+  float eng_cos_f32_##isa(size_t n, const float *a, const float *b);                                    \
+  float eng_dot_f16_##isa(size_t n, const uint16_t *a, const uint16_t *b);                              \
+  float eng_sqnorm_f16_##isa(size_t n, const uint16_t *a);                                              \
+  float eng_cos_f16_##isa(size_t n, const uint16_t *a, const uint16_t *b);                              \
+  int32_t eng_dot_i8_##isa(size_t n, const int8_t *a, const int8_t *b);                                 \
+  int32_t eng_sqnorm_i8_##isa(size_t n, const int8_t *a);                                               \
+  float eng_cos_i8_##isa(size_t n, const int8_t *a, const int8_t *b);                                   \
+  void eng_l2norm_rows_f32_##isa(size_t m, size_t n, const float *x, size_t ldx, float *y, size_t ldy); \
+  void eng_l2norm_rows_f16_##isa(size_t m, size_t n, const uint16_t *x, size_t ldx, uint16_t *y, size_t ldy); \
+  void eng_scan_f32_##isa(size_t rows, size_t d, const float *q, const float *g, size_t ldg, float *out); \
+  void eng_scan_f16_##isa(size_t rows, size_t d, const float *q, const uint16_t *g, size_t ldg, float *out); \
+  void eng_scan_i8_##isa(size_t rows, size_t d, const int8_t *q, const int8_t *g, size_t ldg, int32_t *out); \
+  void eng_cvt_f16_f32_##isa(size_t n, const uint16_t *x, float *y);                                    \
+  void eng_cvt_f32_f16_##isa(size_t n, const float *x, uint16_t *y);
 ENG_DECLARE_VARIANTS(scalar)
 ENG_DECLARE_VARIANTS(avx2)
 ENG_DECLARE_VARIANTS(avx512)

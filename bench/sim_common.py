@@ -1,0 +1,122 @@
+"""Shared pieces of the similarity benchmarks (bench_similarity.py, compare_similarity.py): data, the peers
+(simsimd, faiss-cpu, numpy) behind availability checks, a result check against float64, and the memory bandwidth
+measurement the gallery scans are compared with."""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+PAIR_DIMS = (128, 512, 1536)
+DIM = 512
+QUICK_GALLERIES = (100_000,)
+FULL_GALLERIES = (100_000, 1_000_000)
+QUERY_COUNTS = (1, 64)
+K = 10
+
+
+def quick_from_env() -> bool:
+    return os.environ.get("ENGINE_BENCH_QUICK", "") not in ("", "0")
+
+
+def simsimd_or_none():
+    """simsimd if installed (a bench-only peer, see pyproject.toml's bench extra), else None."""
+    try:
+        import simsimd
+    except ImportError:
+        return None
+    return simsimd
+
+
+def faiss_or_none():
+    try:
+        import faiss
+    except ImportError:
+        return None
+    return faiss
+
+
+def pair(dim: int, seed: int = 0):
+    r = np.random.default_rng([seed, dim])
+    a, b = r.standard_normal((2, dim), dtype=np.float32)
+    return a, b
+
+
+def gallery_data(n: int, d: int = DIM, m: int = 64, seed: int = 0):
+    """n unit rows (float32) and m queries, the first half near-duplicates of gallery rows 0..m/2-1."""
+    r = np.random.default_rng([seed, n, d])
+    g = r.standard_normal((n, d), dtype=np.float32)
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    q = r.standard_normal((m, d), dtype=np.float32)
+    h = m // 2
+    q[:h] = g[:h] + 0.05 * q[:h]
+    return g, q
+
+
+def numpy_search(g: np.ndarray, q: np.ndarray, k: int):
+    """The plain numpy answer: normalize the queries, one matrix product, argpartition, sort the k."""
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    s = qn @ g.T
+    part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+    ps = np.take_along_axis(s, part, 1)
+    order = np.argsort(-ps, axis=1)
+    return np.take_along_axis(ps, order, 1), np.take_along_axis(part, order, 1)
+
+
+def faiss_index(faiss, g: np.ndarray):
+    idx = faiss.IndexFlatIP(g.shape[1])
+    idx.add(g)
+    return idx
+
+
+def faiss_search(faiss, idx, q: np.ndarray, k: int):
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    return idx.search(qn, k)
+
+
+def check_search(name: str, scores, ids, g: np.ndarray, q: np.ndarray, atol: float) -> None:
+    """The top-1 of each near-duplicate query is its source row, and every returned score is the float64 cosine
+    of the row it names (within atol)."""
+    scores, ids = np.asarray(scores), np.asarray(ids)
+    h = len(q) // 2
+    if h and not (ids[:h, 0] == np.arange(h)).all():
+        raise AssertionError(f"{name}: near-duplicate queries did not find their source rows")
+    qn = q.astype(np.float64) / np.linalg.norm(q.astype(np.float64), axis=1, keepdims=True)
+    rows = g[ids.reshape(-1)].astype(np.float64).reshape(ids.shape + (g.shape[1],))
+    true = np.einsum("mkd,md->mk", rows, qn)
+    err = np.abs(true - scores).max()
+    if err > atol:
+        raise AssertionError(f"{name}: scores differ from float64 by {err:.3g} (> {atol})")
+
+
+def best_time(fn, repeat: int = 5, min_time: float = 0.0) -> float:
+    """Smallest wall time of `repeat` calls (each repeated until min_time has passed, then averaged)."""
+    best = float("inf")
+    for _ in range(repeat):
+        n, t0 = 0, time.perf_counter()
+        while True:
+            fn()
+            n += 1
+            dt = time.perf_counter() - t0
+            if dt >= min_time:
+                break
+        best = min(best, dt / n)
+    return best
+
+
+def measure_bandwidth(mbytes: int = 1024, repeat: int = 5) -> dict:
+    """Single-thread read bandwidth in GB/s over an array of `mbytes` MiB (far larger than any cache), two ways:
+    numpy's BLAS dot of the array with itself (a vectorized read loop) and engine's AVX2/AVX-512/NEON squared-norm
+    kernel (a plain C read loop). Returns both and the larger as "best" (what a streaming scan can hope for)."""
+    import engine  # noqa: F401  (initializes the kernel table)
+    from engine._C import _kernels as _k
+
+    x = np.ones(mbytes * (1 << 20) // 4, dtype=np.float32)
+    t_np = best_time(lambda: np.dot(x, x), repeat)
+    before = engine.get_num_threads()
+    t_c = best_time(lambda: _k.sim_kernel("sqnorm", x), repeat)  # one call: always one thread
+    engine.set_num_threads(before)
+    res = {"numpy_dot": x.nbytes / t_np / 1e9, "c_read": x.nbytes / t_c / 1e9, "mbytes": mbytes}
+    res["best"] = max(res["numpy_dot"], res["c_read"])
+    return res

@@ -1,0 +1,360 @@
+/* sim_avx2.c: similarity kernels.  ISA: avx2 (-mavx2 -mfma -mf16c).  Scalar twins: sim_scalar.c.
+ * f32: four (dot) or two-by-three (cosine) 8-lane FMA accumulators, masked-load tail, summed at the end.
+ * f16: F16C vcvtph2ps widening, then as f32; tails go through a zero-filled 8-element buffer.
+ * i8 (no VNNI here): sign-extend to int16 (vpmovsxbw) and vpmaddwd pairs into int32 lanes. This avoids the
+ * saturation of vpmaddubsw (u8 x s8 -> s16 saturates at 2 * 255 * 128); the sums are exact, so the result is
+ * bitwise the scalar one. Gallery scans do four rows per pass so that one load of the query serves four rows. */
+#include <assert.h>
+#include <string.h>
+
+#include "eng/eng_kernels.h"
+#include "sim_internal.h"
+#include "../../simd/simd_avx2.h"
+
+static inline int32_t hsum_i32_avx2(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+/* Four horizontal sums in one vector: lane i = sum of v_i. */
+static inline __m128 hsum4_avx2(__m256 v0, __m256 v1, __m256 v2, __m256 v3) {
+  __m256 a = _mm256_hadd_ps(v0, v1), b = _mm256_hadd_ps(v2, v3);
+  __m256 c = _mm256_hadd_ps(a, b);
+  return _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
+}
+
+/* 8 binary16 values from p (n < 8 of them: the rest read as 0) widened to f32. */
+static inline __m256 load_f16_avx2(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+static inline __m256 load_f16_tail_avx2(const uint16_t *p, size_t n) {
+  uint16_t t[8] = {0};
+  memcpy(t, p, n * sizeof(uint16_t));
+  return load_f16_avx2(t);
+}
+/* 16 int8 sign-extended to int16. */
+static inline __m256i load_i8_avx2(const int8_t *p) { return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p)); }
+static inline __m256i load_i8_tail_avx2(const int8_t *p, size_t n) {
+  int8_t t[16] = {0};
+  memcpy(t, p, n);
+  return load_i8_avx2(t);
+}
+
+float eng_dot_f32_avx2(size_t n, const float *a, const float *b) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  if (i < n) {
+    __m256i k = tail_mask_avx2(n - i);
+    s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, k), _mm256_maskload_ps(b + i, k), s1);
+  }
+  return hsum_avx2(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+float eng_sqnorm_f32_avx2(size_t n, const float *a) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256 x0 = _mm256_loadu_ps(a + i), x1 = _mm256_loadu_ps(a + i + 8);
+    __m256 x2 = _mm256_loadu_ps(a + i + 16), x3 = _mm256_loadu_ps(a + i + 24);
+    s0 = _mm256_fmadd_ps(x0, x0, s0);
+    s1 = _mm256_fmadd_ps(x1, x1, s1);
+    s2 = _mm256_fmadd_ps(x2, x2, s2);
+    s3 = _mm256_fmadd_ps(x3, x3, s3);
+  }
+  for (; i + 8 <= n; i += 8) {
+    __m256 x = _mm256_loadu_ps(a + i);
+    s0 = _mm256_fmadd_ps(x, x, s0);
+  }
+  if (i < n) {
+    __m256 x = _mm256_maskload_ps(a + i, tail_mask_avx2(n - i));
+    s1 = _mm256_fmadd_ps(x, x, s1);
+  }
+  return hsum_avx2(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+float eng_cos_f32_avx2(size_t n, const float *a, const float *b) {
+  __m256 ab0 = _mm256_setzero_ps(), ab1 = ab0, aa0 = ab0, aa1 = ab0, bb0 = ab0, bb1 = ab0;
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256 x0 = _mm256_loadu_ps(a + i), y0 = _mm256_loadu_ps(b + i);
+    __m256 x1 = _mm256_loadu_ps(a + i + 8), y1 = _mm256_loadu_ps(b + i + 8);
+    ab0 = _mm256_fmadd_ps(x0, y0, ab0);
+    aa0 = _mm256_fmadd_ps(x0, x0, aa0);
+    bb0 = _mm256_fmadd_ps(y0, y0, bb0);
+    ab1 = _mm256_fmadd_ps(x1, y1, ab1);
+    aa1 = _mm256_fmadd_ps(x1, x1, aa1);
+    bb1 = _mm256_fmadd_ps(y1, y1, bb1);
+  }
+  if (i + 8 <= n) {
+    __m256 x = _mm256_loadu_ps(a + i), y = _mm256_loadu_ps(b + i);
+    ab0 = _mm256_fmadd_ps(x, y, ab0);
+    aa0 = _mm256_fmadd_ps(x, x, aa0);
+    bb0 = _mm256_fmadd_ps(y, y, bb0);
+    i += 8;
+  }
+  if (i < n) {
+    __m256i k = tail_mask_avx2(n - i);
+    __m256 x = _mm256_maskload_ps(a + i, k), y = _mm256_maskload_ps(b + i, k);
+    ab1 = _mm256_fmadd_ps(x, y, ab1);
+    aa1 = _mm256_fmadd_ps(x, x, aa1);
+    bb1 = _mm256_fmadd_ps(y, y, bb1);
+  }
+  __m128 s = hsum4_avx2(_mm256_add_ps(ab0, ab1), _mm256_add_ps(aa0, aa1), _mm256_add_ps(bb0, bb1), _mm256_setzero_ps());
+  float r[4];
+  _mm_storeu_ps(r, s);
+  return eng_sim_cos_finish(r[0], r[1], r[2]);
+}
+
+float eng_dot_f16_avx2(size_t n, const uint16_t *a, const uint16_t *b) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(load_f16_avx2(a + i), load_f16_avx2(b + i), s0);
+    s1 = _mm256_fmadd_ps(load_f16_avx2(a + i + 8), load_f16_avx2(b + i + 8), s1);
+  }
+  if (i + 8 <= n) {
+    s0 = _mm256_fmadd_ps(load_f16_avx2(a + i), load_f16_avx2(b + i), s0);
+    i += 8;
+  }
+  if (i < n) s1 = _mm256_fmadd_ps(load_f16_tail_avx2(a + i, n - i), load_f16_tail_avx2(b + i, n - i), s1);
+  return hsum_avx2(_mm256_add_ps(s0, s1));
+}
+
+float eng_sqnorm_f16_avx2(size_t n, const uint16_t *a) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256 x0 = load_f16_avx2(a + i), x1 = load_f16_avx2(a + i + 8);
+    s0 = _mm256_fmadd_ps(x0, x0, s0);
+    s1 = _mm256_fmadd_ps(x1, x1, s1);
+  }
+  if (i + 8 <= n) {
+    __m256 x = load_f16_avx2(a + i);
+    s0 = _mm256_fmadd_ps(x, x, s0);
+    i += 8;
+  }
+  if (i < n) {
+    __m256 x = load_f16_tail_avx2(a + i, n - i);
+    s1 = _mm256_fmadd_ps(x, x, s1);
+  }
+  return hsum_avx2(_mm256_add_ps(s0, s1));
+}
+
+float eng_cos_f16_avx2(size_t n, const uint16_t *a, const uint16_t *b) {
+  __m256 ab = _mm256_setzero_ps(), aa = ab, bb = ab;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 x = load_f16_avx2(a + i), y = load_f16_avx2(b + i);
+    ab = _mm256_fmadd_ps(x, y, ab);
+    aa = _mm256_fmadd_ps(x, x, aa);
+    bb = _mm256_fmadd_ps(y, y, bb);
+  }
+  if (i < n) {
+    __m256 x = load_f16_tail_avx2(a + i, n - i), y = load_f16_tail_avx2(b + i, n - i);
+    ab = _mm256_fmadd_ps(x, y, ab);
+    aa = _mm256_fmadd_ps(x, x, aa);
+    bb = _mm256_fmadd_ps(y, y, bb);
+  }
+  float r[4];
+  _mm_storeu_ps(r, hsum4_avx2(ab, aa, bb, _mm256_setzero_ps()));
+  return eng_sim_cos_finish(r[0], r[1], r[2]);
+}
+
+int32_t eng_dot_i8_avx2(size_t n, const int8_t *a, const int8_t *b) {
+  assert(n <= ENG_SIM_I8_MAX_N);
+  __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(load_i8_avx2(a + i), load_i8_avx2(b + i)));
+    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(load_i8_avx2(a + i + 16), load_i8_avx2(b + i + 16)));
+  }
+  for (; i + 16 <= n; i += 16) s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(load_i8_avx2(a + i), load_i8_avx2(b + i)));
+  if (i < n) s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(load_i8_tail_avx2(a + i, n - i), load_i8_tail_avx2(b + i, n - i)));
+  return hsum_i32_avx2(_mm256_add_epi32(s0, s1));
+}
+
+int32_t eng_sqnorm_i8_avx2(size_t n, const int8_t *a) {
+  assert(n <= ENG_SIM_I8_MAX_N);
+  __m256i s0 = _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256i x = load_i8_avx2(a + i);
+    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(x, x));
+  }
+  if (i < n) {
+    __m256i x = load_i8_tail_avx2(a + i, n - i);
+    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(x, x));
+  }
+  return hsum_i32_avx2(s0);
+}
+
+float eng_cos_i8_avx2(size_t n, const int8_t *a, const int8_t *b) {
+  assert(n <= ENG_SIM_I8_MAX_N);
+  __m256i ab = _mm256_setzero_si256(), aa = ab, bb = ab;
+  size_t i = 0;
+  for (; i < n; i += 16) {
+    __m256i x, y;
+    if (i + 16 <= n) {
+      x = load_i8_avx2(a + i);
+      y = load_i8_avx2(b + i);
+    } else {
+      x = load_i8_tail_avx2(a + i, n - i);
+      y = load_i8_tail_avx2(b + i, n - i);
+    }
+    ab = _mm256_add_epi32(ab, _mm256_madd_epi16(x, y));
+    aa = _mm256_add_epi32(aa, _mm256_madd_epi16(x, x));
+    bb = _mm256_add_epi32(bb, _mm256_madd_epi16(y, y));
+  }
+  return eng_sim_cos_finish_i32(hsum_i32_avx2(ab), hsum_i32_avx2(aa), hsum_i32_avx2(bb));
+}
+
+void eng_l2norm_rows_f32_avx2(size_t m, size_t n, const float *x, size_t ldx, float *y, size_t ldy) {
+  assert(m <= 1 || (ldx >= n && ldy >= n));
+  for (size_t r = 0; r < m; r++) {
+    const float *xr = x + r * ldx;
+    float *yr = y + r * ldy;
+    __m256 inv = _mm256_set1_ps(eng_sim_inv_norm(eng_sqnorm_f32_avx2(n, xr)));
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(yr + i, _mm256_mul_ps(_mm256_loadu_ps(xr + i), inv));
+    if (i < n) {
+      __m256i k = tail_mask_avx2(n - i);
+      _mm256_maskstore_ps(yr + i, k, _mm256_mul_ps(_mm256_maskload_ps(xr + i, k), inv));
+    }
+  }
+}
+
+void eng_l2norm_rows_f16_avx2(size_t m, size_t n, const uint16_t *x, size_t ldx, uint16_t *y, size_t ldy) {
+  assert(m <= 1 || (ldx >= n && ldy >= n));
+  for (size_t r = 0; r < m; r++) {
+    const uint16_t *xr = x + r * ldx;
+    uint16_t *yr = y + r * ldy;
+    __m256 inv = _mm256_set1_ps(eng_sim_inv_norm(eng_sqnorm_f16_avx2(n, xr)));
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      _mm_storeu_si128((__m128i *)(yr + i), _mm256_cvtps_ph(_mm256_mul_ps(load_f16_avx2(xr + i), inv), _MM_FROUND_TO_NEAREST_INT));
+    if (i < n) {
+      uint16_t t[8];
+      _mm_storeu_si128((__m128i *)t, _mm256_cvtps_ph(_mm256_mul_ps(load_f16_tail_avx2(xr + i, n - i), inv), _MM_FROUND_TO_NEAREST_INT));
+      memcpy(yr + i, t, (n - i) * sizeof(uint16_t));
+    }
+  }
+}
+
+/* Four rows against one query: rows r0..r3 (pointers), d elements. */
+void eng_scan_f32_avx2(size_t rows, size_t d, const float *q, const float *g, size_t ldg, float *out) {
+  assert(rows <= 1 || ldg >= d);
+  size_t r = 0;
+  const __m256i k = tail_mask_avx2(d % 8);
+  const size_t d8 = d - d % 8;
+  for (; r + 4 <= rows; r += 4) {
+    const float *g0 = g + r * ldg, *g1 = g0 + ldg, *g2 = g1 + ldg, *g3 = g2 + ldg;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    size_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+      __m256 qa = _mm256_loadu_ps(q + i), qb = _mm256_loadu_ps(q + i + 8);
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(g0 + i), qa, a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(g1 + i), qa, a1);
+      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(g2 + i), qa, a2);
+      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(g3 + i), qa, a3);
+      b0 = _mm256_fmadd_ps(_mm256_loadu_ps(g0 + i + 8), qb, b0);
+      b1 = _mm256_fmadd_ps(_mm256_loadu_ps(g1 + i + 8), qb, b1);
+      b2 = _mm256_fmadd_ps(_mm256_loadu_ps(g2 + i + 8), qb, b2);
+      b3 = _mm256_fmadd_ps(_mm256_loadu_ps(g3 + i + 8), qb, b3);
+    }
+    if (i < d8) {
+      __m256 qa = _mm256_loadu_ps(q + i);
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(g0 + i), qa, a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(g1 + i), qa, a1);
+      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(g2 + i), qa, a2);
+      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(g3 + i), qa, a3);
+      i += 8;
+    }
+    if (i < d) {
+      __m256 qa = _mm256_maskload_ps(q + i, k);
+      b0 = _mm256_fmadd_ps(_mm256_maskload_ps(g0 + i, k), qa, b0);
+      b1 = _mm256_fmadd_ps(_mm256_maskload_ps(g1 + i, k), qa, b1);
+      b2 = _mm256_fmadd_ps(_mm256_maskload_ps(g2 + i, k), qa, b2);
+      b3 = _mm256_fmadd_ps(_mm256_maskload_ps(g3 + i, k), qa, b3);
+    }
+    _mm_storeu_ps(out + r, hsum4_avx2(_mm256_add_ps(a0, b0), _mm256_add_ps(a1, b1), _mm256_add_ps(a2, b2),
+                                      _mm256_add_ps(a3, b3)));
+  }
+  for (; r < rows; r++) out[r] = eng_dot_f32_avx2(d, q, g + r * ldg);
+}
+
+void eng_scan_f16_avx2(size_t rows, size_t d, const float *q, const uint16_t *g, size_t ldg, float *out) {
+  assert(rows <= 1 || ldg >= d);
+  const __m256i k = tail_mask_avx2(d % 8);
+  for (size_t r = 0; r < rows; r += 4) {
+    const size_t nr = rows - r < 4 ? rows - r : 4;
+    const uint16_t *gr[4];
+    for (size_t j = 0; j < 4; j++) gr[j] = g + (r + (j < nr ? j : 0)) * ldg; /* short block: repeat row r */
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 8 <= d; i += 8) {
+      __m256 qa = _mm256_loadu_ps(q + i);
+      a0 = _mm256_fmadd_ps(load_f16_avx2(gr[0] + i), qa, a0);
+      a1 = _mm256_fmadd_ps(load_f16_avx2(gr[1] + i), qa, a1);
+      a2 = _mm256_fmadd_ps(load_f16_avx2(gr[2] + i), qa, a2);
+      a3 = _mm256_fmadd_ps(load_f16_avx2(gr[3] + i), qa, a3);
+    }
+    if (i < d) {
+      __m256 qa = _mm256_maskload_ps(q + i, k);
+      a0 = _mm256_fmadd_ps(load_f16_tail_avx2(gr[0] + i, d - i), qa, a0);
+      a1 = _mm256_fmadd_ps(load_f16_tail_avx2(gr[1] + i, d - i), qa, a1);
+      a2 = _mm256_fmadd_ps(load_f16_tail_avx2(gr[2] + i, d - i), qa, a2);
+      a3 = _mm256_fmadd_ps(load_f16_tail_avx2(gr[3] + i, d - i), qa, a3);
+    }
+    float s[4];
+    _mm_storeu_ps(s, hsum4_avx2(a0, a1, a2, a3));
+    for (size_t j = 0; j < nr; j++) out[r + j] = s[j];
+  }
+}
+
+void eng_scan_i8_avx2(size_t rows, size_t d, const int8_t *q, const int8_t *g, size_t ldg, int32_t *out) {
+  assert(rows <= 1 || ldg >= d);
+  assert(d <= ENG_SIM_I8_MAX_N);
+  for (size_t r = 0; r < rows; r += 4) {
+    const size_t nr = rows - r < 4 ? rows - r : 4;
+    const int8_t *gr[4];
+    for (size_t j = 0; j < 4; j++) gr[j] = g + (r + (j < nr ? j : 0)) * ldg;
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+      __m256i qa = load_i8_avx2(q + i);
+      a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(load_i8_avx2(gr[0] + i), qa));
+      a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(load_i8_avx2(gr[1] + i), qa));
+      a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(load_i8_avx2(gr[2] + i), qa));
+      a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(load_i8_avx2(gr[3] + i), qa));
+    }
+    if (i < d) {
+      __m256i qa = load_i8_tail_avx2(q + i, d - i);
+      a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(load_i8_tail_avx2(gr[0] + i, d - i), qa));
+      a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(load_i8_tail_avx2(gr[1] + i, d - i), qa));
+      a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(load_i8_tail_avx2(gr[2] + i, d - i), qa));
+      a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(load_i8_tail_avx2(gr[3] + i, d - i), qa));
+    }
+    int32_t s[4] = {hsum_i32_avx2(a0), hsum_i32_avx2(a1), hsum_i32_avx2(a2), hsum_i32_avx2(a3)};
+    for (size_t j = 0; j < nr; j++) out[r + j] = s[j];
+  }
+}
+
+void eng_cvt_f16_f32_avx2(size_t n, const uint16_t *x, float *y) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load_f16_avx2(x + i));
+  for (; i < n; i++) y[i] = eng_sim_h2f(x[i]);
+}
+
+void eng_cvt_f32_f16_avx2(size_t n, const float *x, uint16_t *y) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; i++) y[i] = eng_sim_f2h(x[i]);
+}
