@@ -189,8 +189,7 @@ extern const eng_kernels_t eng_kernels_neon;
   float eng_reduce_f32_##isa(int op, size_t n, const float *x);                                                  \
   void eng_pool2d_f32_##isa(int kind, const eng_win2d_t *g, const float *x, float *y);                           \
   void eng_dwconv2d_f32_##isa(const eng_win2d_t *g, const float *x, const float *w, float bias,                  \
-                              const eng_act_t *act, float *y);
-  void eng_bias_act_f32_##isa(size_t n, float *y, const float *bias, float bias_s, const eng_act_t *act); \
+                              const eng_act_t *act, float *y);                                           \
   float eng_dot_f32_##isa(size_t n, const float *a, const float *b);                                    \
   float eng_sqnorm_f32_##isa(size_t n, const float *a);                                                 \
   float eng_cos_f32_##isa(size_t n, const float *a, const float *b);                                    \
