@@ -222,11 +222,12 @@ def _expand_functions(graph: onnx.GraphProto, opsets: dict[str, int], supported,
         if supported(dom, node.op_type, opsets.get(dom, 0)) or dom != "":
             new_nodes.append(node)
             continue
-        body = _function_body(node, opsets.get(dom, 0), types)
+        opset = next((a.i for a in node.attribute if a.name == _OPSET_TAG), None) or opsets.get(dom, 0)
+        body = _function_body(node, opset, types)
         if body is None:
             new_nodes.append(node)
             continue
-        inlined = _inline(node, body, counter, _schema(node.op_type, opsets.get(dom, 0), ""))
+        inlined = _inline(node, body, counter, _schema(node.op_type, opset, ""))
         # expand only if engine can run every node of the body (itself possibly through expansion); otherwise
         # keep the node, so the checker names the op the user wrote
         if not all(_runnable(n, opsets, supported) for n in inlined):
@@ -352,12 +353,19 @@ def _inline(node: onnx.NodeProto, fn: onnx.FunctionProto, counter: list[int], sc
                 n.attribute.append(b)
         return n
 
+    fn_opset = next((o.version for o in fn.opset_import if o.domain in ("", "ai.onnx")), None)
     out = []
     for fnode in fn.node:
         n = convert(fnode, outer)
         n.name = prefix + (fnode.name or fnode.op_type)
+        if fn_opset is not None and n.domain in ("", "ai.onnx"):
+            tag = n.attribute.add()  # the body's own opset (read back by _Converter, never seen by ops)
+            tag.name, tag.type, tag.i = _OPSET_TAG, onnx.AttributeProto.INT, fn_opset
         out.append(n)
     return out
+
+
+_OPSET_TAG = "__engine_opset"
 
 
 # ------------------------------------------------------------------------------------------------- the graph
@@ -425,7 +433,8 @@ class _Converter:
                 attrs = {a.name: self.attr(a) for a in n.attribute}
             except ModelLoadError as e:
                 raise ModelLoadError(f"node {n.name or n.op_type!r}: {e}") from e
-            nodes.append(Node(n.op_type, list(n.input), list(n.output), attrs, n.name, dom))
+            opset = attrs.pop(_OPSET_TAG, None)
+            nodes.append(Node(n.op_type, list(n.input), list(n.output), attrs, n.name, dom, opset))
         value_types = {vi.name: type_from_proto(vi.type) for vi in g.value_info if vi.HasField("type")}
         return Graph(g.name, inputs, [_value_info(v) for v in g.output], nodes, constants, defaults, value_types,
                      self.opsets)

@@ -152,7 +152,7 @@ class _Plan:
         return s
 
     def _build(self, node: Node, consts: dict, problems: list) -> _Step | None:
-        opset = self.graph.opsets.get(node.domain)
+        opset = node.opset or self.graph.opsets.get(node.domain)
         if opset is None:
             problems.append(Problem(node.label(), node.op_type, node.domain, None,
                                     f"the model imports no version of operator set {node.domain or 'ai.onnx'!r}"))
@@ -236,7 +236,8 @@ class _Plan:
     @staticmethod
     def execute(env: list, program: list) -> None:
         try:
-            _execute_plan(env, program)
+            with np.errstate(all="ignore"):  # ONNX semantics: 1/0 is inf, log(0) is -inf, no warnings
+                _execute_plan(env, program)
         except (RunError, InvalidInputError, MemoryError, KeyboardInterrupt):
             raise
         except Exception as e:
