@@ -416,7 +416,9 @@ class Session:
         self.inputs = [TensorInfo(v.name, v.type.dtype, v.type.shape, v.type.kind) for v in g.inputs]
         self.outputs = [TensorInfo(v.name, v.type.dtype, v.type.shape, v.type.kind) for v in g.outputs]
         self._input_index = {v.name: i for i, v in enumerate(g.inputs)}
-        self._required = [v.name for v in g.inputs if v.name not in g.input_defaults]
+        # an input with a default (initializer) or of optional type may be left out
+        self._required = [v.name for v in g.inputs if v.name not in g.input_defaults
+                          and not v.type.kind.startswith("optional")]
         self._output_index = {n: i for i, n in enumerate(plan.output_names)}
 
     def __repr__(self) -> str:
@@ -459,11 +461,11 @@ class Session:
         sig = []
         for s, v in zip(plan.input_slots, values):
             env[s] = v
-            sig.append((v.dtype.num, v.shape) if v is not None else None)
+            sig.append((v.dtype.num, v.shape) if isinstance(v, np.ndarray) else None if v is None else False)
         for s, v in plan.default_slots.items():
             if env[s] is None:
                 env[s] = v
-        if self.options.specialize_shapes:
+        if self.options.specialize_shapes and False not in sig:  # sequences/optionals: no shape signature
             spec = plan.specialized(tuple(sig), env)
             if spec is not None:
                 template, program = spec
