@@ -414,3 +414,20 @@ def test_info_and_example_still_work():
     assert r.returncode == 0 and "active ISA" in r.stdout, r.stdout + r.stderr
     r = cli("example", "--size", "64")
     assert r.returncode == 0 and "example: OK" in r.stdout, r.stdout + r.stderr
+
+
+def test_pyproject_ships_every_subpackage_and_the_demo_files():
+    """setuptools takes an explicit package list: a subpackage missing from it is silently left out of the wheel
+    (engine.ops once was, and the installed engine could not import)."""
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    path = os.path.join(REPO, "pyproject.toml")
+    pkg_dir = os.path.join(REPO, "engine")
+    if not (os.path.isfile(path) and os.path.isdir(pkg_dir)):
+        pytest.skip("not a source checkout (no pyproject.toml and engine/ beside tests/)")
+    with open(path, "rb") as f:
+        cfg = tomllib.load(f)["tool"]["setuptools"]
+    found = sorted(os.path.relpath(d, REPO).replace(os.sep, ".") for d, _, files in os.walk(pkg_dir)
+                   if "__init__.py" in files and "__pycache__" not in d)
+    assert sorted(cfg["packages"]) == found
+    for name in (demo.MODEL_FILE, demo.DATA_FILE):
+        assert f"data/{name}" in cfg["package-data"]["engine"]
