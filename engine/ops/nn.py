@@ -28,7 +28,6 @@ from engine.ops._registry import NodeCtx, Unsupported, register
 
 _F32 = np.dtype(np.float32)
 _F16 = np.dtype(np.float16)
-_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
 
@@ -133,15 +132,6 @@ def _pad_input(x: np.ndarray, pb, need, fill):
     return xp
 
 
-def _window_view(xp: np.ndarray, k, s, d, out):
-    """(N, C, *k, *out) strided view of the windows of xp."""
-    nd = len(k)
-    st = xp.strides
-    shape = xp.shape[:2] + tuple(k) + tuple(out)
-    strides = st[:2] + tuple(st[2 + i] * d[i] for i in range(nd)) + tuple(st[2 + i] * s[i] for i in range(nd))
-    return as_strided(xp, shape, strides, writeable=False)
-
-
 def _tap_view(xp: np.ndarray, t, s, d, out):
     """The (N, C, *out) view of xp read by kernel position t."""
     idx = [slice(None), slice(None)]
@@ -197,8 +187,8 @@ def gemm_op(ctx: NodeCtx):
     beta = float(ctx.attr("beta", 1.0))
     ta = bool(ctx.attr("transA", 0))
     tb = bool(ctx.attr("transB", 0))
-    if ctx.version < 7 and ctx.has_input(2) and not ctx.attr("broadcast", 0):
-        pass  # opset 6 without broadcast: C must already have the full shape; the broadcast below accepts it
+    # opset 6's `broadcast` attribute is not read: C is broadcast unidirectionally in every version (with
+    # broadcast=0, C already has the full shape, which the broadcast accepts)
     c_const = ctx.const(2)
     bias_row = None   # beta * C as a per-column vector when C broadcasts along rows
     if c_const is not None and c_const.dtype == _F32 and (c_const.ndim <= 1 or
@@ -654,6 +644,7 @@ def maxpool_op(ctx: NodeCtx):
     if storage_order not in (0, 1):
         raise Unsupported(f"storage_order must be 0 or 1, got {storage_order}")
     want_idx = ctx.has_output(1)
+    n_out = ctx.n_outputs
     nd = len(kernel)
     cache = _ShapeCache()
 
@@ -689,7 +680,7 @@ def maxpool_op(ctx: NodeCtx):
                     y = np.array(v, dtype=x.dtype)
                 else:
                     np.maximum(y, v, out=y)
-            return (y, None)[:ctx_n_out]
+            return (y, None)[:n_out]
         N, C = x.shape[:2]
         idx = np.zeros((N, C) + tuple(out), np.int64)
         y = np.full((N, C) + tuple(out), _fill_min(x.dtype), dtype=x.dtype)
@@ -701,7 +692,6 @@ def maxpool_op(ctx: NodeCtx):
         base = (np.arange(N * C, dtype=np.int64) * int(np.prod(x.shape[2:], dtype=np.int64)))
         idx += base.reshape((N, C) + (1,) * nd)
         return (y, idx)
-    ctx_n_out = ctx.n_outputs
     return run
 
 
@@ -835,6 +825,7 @@ def batchnorm_op(ctx: NodeCtx):
             raise Unsupported("training-mode BatchNormalization (is_test=0 with extra outputs) before opset 7")
         if any(ctx.has_output(i) for i in range(1, ctx.n_outputs)):
             raise Unsupported("the training outputs (mean, var, saved_mean, saved_var) before opset 14")
+    n_out = ctx.n_outputs
     consts = [ctx.const(i) for i in range(1, 5)]
     folded = None
     if not training and all(c is not None for c in consts):
@@ -879,8 +870,7 @@ def batchnorm_op(ctx: NodeCtx):
         y = np.multiply(x, ab[0], dtype=cd)
         y += ab[1]
         out = (y.astype(x.dtype, copy=False),)
-        return out + (None,) * (ctx_n_out - 1)
-    ctx_n_out = ctx.n_outputs
+        return out + (None,) * (n_out - 1)
     return run
 
 
@@ -987,7 +977,8 @@ def rmsnorm_op(ctx: NodeCtx):
 def groupnorm_op(ctx: NodeCtx):
     G = int(ctx.attr("num_groups"))
     eps = float(ctx.attr("epsilon", 1e-5))
-    per_channel = ctx.version >= 21
+    version = ctx.version
+    per_channel = version >= 21
     sd = _stash(ctx) if ctx.version >= 21 else _F32
     if G < 1:
         raise Unsupported(f"num_groups must be >= 1, got {G}")
@@ -1001,7 +992,7 @@ def groupnorm_op(ctx: NodeCtx):
         want = C if per_channel else G
         if scale.shape != (want,) or bias.shape != (want,):
             raise ValueError(f"GroupNormalization: scale {list(scale.shape)} and bias {list(bias.shape)} must be "
-                             f"[{want}] at opset {ctx_version}")
+                             f"[{want}] at opset {version}")
         cd = sd if sd.itemsize >= x.dtype.itemsize else x.dtype
         x3 = x.reshape(N, G, -1).astype(cd, copy=False)
         mean = x3.mean(axis=2, keepdims=True)
@@ -1015,7 +1006,6 @@ def groupnorm_op(ctx: NodeCtx):
             s, b = np.repeat(scale.astype(cd), C // G), np.repeat(bias.astype(cd), C // G)
         y = d.reshape(x.shape) * s.reshape(sh) + b.reshape(sh)
         return (y.astype(x.dtype, copy=False),)
-    ctx_version = ctx.version
     return run
 
 
@@ -1027,8 +1017,7 @@ def lrn_op(ctx: NodeCtx):
     bias = float(ctx.attr("bias", 1.0))
     if size < 1:
         raise Unsupported(f"size must be >= 1, got {size}")
-    lo = (size - 1) // 2
-    hi = size - 1 - lo
+    lo = (size - 1) // 2   # the window is [c - lo, c + size - 1 - lo]
 
     def run(x):
         if x.ndim < 3:
@@ -1043,7 +1032,6 @@ def lrn_op(ctx: NodeCtx):
             ssum += padded[:, j:j + C]
         y = x.astype(cd, copy=False) / (cd.type(bias) + cd.type(alpha / size) * ssum) ** cd.type(beta)
         return (y.astype(x.dtype, copy=False),)
-    del hi
     return run
 
 
@@ -1145,6 +1133,7 @@ def attention_op(ctx: NodeCtx):
     if ctx.has_input(6) and ctx.has_input(4):
         raise Unsupported("nonpad_kv_seqlen cannot be combined with past_key/past_value")
     n_out = ctx.n_outputs
+    has_out = ctx.has_output
     want_qk = ctx.has_output(3)
 
     def run(Q, K, V, attn_mask=None, past_key=None, past_value=None, nonpad=None):
@@ -1238,11 +1227,10 @@ def attention_op(ctx: NodeCtx):
             y = y.transpose(0, 2, 1, 3).reshape(B, Sq, Hq * V.shape[3])
         res = [np.ascontiguousarray(y).astype(dt, copy=False)]
         if n_out > 1:
-            res.append(present_k if ctx_has(1) else None)
+            res.append(present_k if has_out(1) else None)
         if n_out > 2:
-            res.append(present_v if ctx_has(2) else None)
+            res.append(present_v if has_out(2) else None)
         if n_out > 3:
             res.append(None if qk_out is None else np.broadcast_to(qk_out, (B, Hq, Sq, Skv)).astype(dt))
         return tuple(res)
-    ctx_has = ctx.has_output
     return run

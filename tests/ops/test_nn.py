@@ -4,7 +4,6 @@ runtime weights, old opsets), plus the error paths."""
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
