@@ -121,7 +121,8 @@ def _pad_input(x: np.ndarray, pb, need, fill):
     in_sp = x.shape[2:]
     if not any(pb) and tuple(need) == tuple(in_sp):
         return x
-    xp = np.full(x.shape[:2] + tuple(need), fill, dtype=x.dtype)
+    shape = x.shape[:2] + tuple(need)
+    xp = np.zeros(shape, dtype=x.dtype) if fill == 0 else np.full(shape, fill, dtype=x.dtype)
     dst, src = [slice(None), slice(None)], [slice(None), slice(None)]
     for i in range(nd):
         lo = max(0, pb[i])
@@ -349,7 +350,8 @@ def _conv_compute(x, p, group, k, s, d, out, pb, cd, bias):
         else:
             _depthwise(_pad_input(x, pb, need, 0), p["dw"], k, s, d, out, y, bias)
         return y
-    pointwise = all(v == 1 for v in k) and not any(pb)
+    in_sp = x.shape[2:]
+    pointwise = all(v == 1 for v in k) and not any(pb) and all(need[i] <= in_sp[i] for i in range(nd))
     if pointwise:
         # 1x1: subsample by the strides (usually 1: no copy at all) and multiply
         idx = (slice(None), slice(None)) + tuple(slice(0, (out[i] - 1) * s[i] + 1, s[i]) for i in range(nd))
@@ -359,7 +361,7 @@ def _conv_compute(x, p, group, k, s, d, out, pb, cd, bias):
             for n in range(N):
                 _gemm_rows_bias(wm[0], xs[n].reshape(C, P), y[n].reshape(M, P), bias)
             return y
-        col = xs.reshape(N, G, K, P)
+        view = xs
     else:
         xp = _pad_input(x, pb, need, 0)
         st = xp.strides
@@ -367,16 +369,17 @@ def _conv_compute(x, p, group, k, s, d, out, pb, cd, bias):
         shape = (N, G, Cg) + tuple(k) + tuple(out)
         strides = (st[0], st[1] * Cg, st[1]) + tuple(st[2 + i] * d[i] for i in range(nd)) \
             + tuple(st[2 + i] * s[i] for i in range(nd))
-        col = np.ascontiguousarray(as_strided(xp, shape, strides, writeable=False)).reshape(N, G, K, P)
-    if f32:
-        y3 = y.reshape(N, G, Mg, P)
-        for n in range(N):
+        view = as_strided(xp, shape, strides, writeable=False)
+    # one image at a time: the column matrix of one image (K x P per group) is all that is materialized
+    y3 = y.reshape(N, G, Mg, P)
+    for n in range(N):
+        col = np.ascontiguousarray(view[n]).reshape(G, K, P)
+        if f32:
             for g in range(G):
-                _gemm_rows_bias(wm[g], np.ascontiguousarray(col[n, g]), y3[n, g],
-                                None if bias is None else bias[g * Mg:(g + 1) * Mg])
-        return y
-    y.reshape(N, G, Mg, P)[...] = np.matmul(wm[None], col)
-    if bias is not None:
+                _gemm_rows_bias(wm[g], col[g], y3[n, g], None if bias is None else bias[g * Mg:(g + 1) * Mg])
+        else:
+            y3[n] = np.matmul(wm, col)
+    if not f32 and bias is not None:
         y += bias.reshape((M,) + (1,) * nd)
     return y
 
@@ -872,6 +875,20 @@ def batchnorm_op(ctx: NodeCtx):
         out = (y.astype(x.dtype, copy=False),)
         return out + (None,) * (n_out - 1)
     return run
+
+
+def fold_batchnorm(w: np.ndarray, b: np.ndarray | None, scale, bias, mean, var, epsilon: float = 1e-5):
+    """Conv weights (M, C/G, *k) and bias (M,) with an inference BatchNormalization that follows the Conv folded
+    in: returns (w', b') with Conv(x, w', b') == BN(Conv(x, w, b)). For a graph pass (not used by the ops);
+    computed in float64, returned in w's dtype."""
+    a = np.asarray(scale, np.float64) / np.sqrt(np.asarray(var, np.float64) + epsilon)
+    if a.shape != (w.shape[0],):
+        raise ValueError(f"fold_batchnorm: BN parameters have shape {list(a.shape)}, the Conv has {w.shape[0]} "
+                         f"output channels")
+    b0 = np.zeros(w.shape[0]) if b is None else np.asarray(b, np.float64)
+    w2 = (w.astype(np.float64) * a.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)
+    b2 = ((b0 - np.asarray(mean, np.float64)) * a + np.asarray(bias, np.float64)).astype(w.dtype)
+    return w2, b2
 
 
 @register("InstanceNormalization", shape_inputs=())

@@ -146,6 +146,8 @@ CONV_CASES = [
     ((2, 8, 7, 6), (5, 8, 1, 1), {}),                                                         # 1x1
     ((1, 8, 7, 6), (5, 8, 1, 1), dict(strides=[2, 2])),                                       # 1x1 stride 2
     ((1, 8, 7, 6), (4, 4, 1, 1), dict(group=2)),
+    ((2, 4, 5, 6), (3, 4, 1, 1), dict(pads=[0, 0, 1, 2], strides=[2, 1])),                   # 1x1, end pads
+    ((1, 3, 6, 5), (3, 1, 3, 3), dict(group=3, pads=[0, 0, 2, 1], strides=[2, 2])),          # dw, end pads
     ((1, 3, 7, 8), (2, 3, 3, 3), dict(auto_pad="SAME_UPPER", strides=[2, 2])),
     ((1, 3, 7, 8), (2, 3, 4, 4), dict(auto_pad="SAME_LOWER", strides=[2, 3])),
     ((1, 3, 7, 8), (2, 3, 3, 2), dict(auto_pad="VALID", strides=[2, 2])),
@@ -574,3 +576,20 @@ def test_maxpool_same_upper_negative_total_pad_is_clamped():
     x = np.arange(4, dtype=np.float32).reshape(1, 1, 4)
     m, feeds = _model("MaxPool", [x], opset=22, kernel_shape=[1], strides=[2], auto_pad="SAME_UPPER")
     np.testing.assert_array_equal(engine.Session(m).run(None, feeds)[0].reshape(-1), [0, 2])
+
+
+def test_fold_batchnorm_matches_conv_then_bn():
+    from engine.ops.nn import fold_batchnorm
+
+    x, w, b = rnd(1, 3, 6, 6), rnd(4, 3, 3, 3), rnd(4)
+    sc, bb, mm, vv = _bn_params(4)
+    w2, b2 = fold_batchnorm(w, b, sc, bb, mm, vv, 1e-3)
+    m, feeds = _model("Conv", [x, w2, b2], consts=(1, 2), pads=[1, 1, 1, 1])
+    got = engine.Session(m).run(None, feeds)[0]
+    mc, fc = _model("Conv", [x, w, b], consts=(1, 2), pads=[1, 1, 1, 1])
+    y = ReferenceEvaluator(mc).run(None, fc)[0]
+    mb, fb = _model("BatchNormalization", [y, sc, bb, mm, vv], opset=15, consts=(1, 2, 3, 4), epsilon=1e-3)
+    want = ReferenceEvaluator(mb).run(None, fb)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="output channels"):
+        fold_batchnorm(w, b, sc[:2], bb[:2], mm[:2], vv[:2])
