@@ -403,15 +403,16 @@ def _depthwise(xp, taps, k, s, d, out, y, bias):
         y += bias.reshape(bshape)
 
 
-def _phase_planes(x, pb, need, s):
-    """The zero-padded input (pads `pb` before, total size `need`) split into its stride phases, in one copy:
-    plane a*sw + b holds padded[a::sh, b::sw], each flattened: returns (N, C, sh*sw, Hq*Wq), Hq, Wq."""
+def _phase_planes(x, pb, need, s, fill=0):
+    """The padded input (pads `pb` before, total size `need`, pad value `fill`) split into its stride phases, in
+    one copy: plane a*sw + b holds padded[a::sh, b::sw], each flattened: returns (N, C, sh*sw, Hq*Wq), Hq, Wq."""
     N, C, H, W = x.shape
     sh, sw = s
     Hq, Wq = -(-need[0] // sh), -(-need[1] // sw)
     if sh == 1 and sw == 1 and not any(pb) and (H, W) == tuple(need):
         return x.reshape(N, C, 1, H * W), H, W
-    ph = np.zeros((N, C, sh * sw, Hq, Wq), dtype=x.dtype)
+    shape = (N, C, sh * sw, Hq, Wq)
+    ph = np.zeros(shape, dtype=x.dtype) if fill == 0 else np.full(shape, fill, dtype=x.dtype)
 
     def span(a, st, pad, n, nq):
         u0 = max(0, -(-(pad - a) // st))
@@ -429,6 +430,28 @@ def _phase_planes(x, pb, need, s):
             ph[:, :, a * sw + b, u0:u1, v0:v1] = x[:, :, r0:r0 + (u1 - u0 - 1) * sh + 1:sh,
                                                   c0:c0 + (v1 - v0 - 1) * sw + 1:sw]
     return ph.reshape(N, C, sh * sw, Hq * Wq), Hq, Wq
+
+
+def _taps2d(x, pb, need, k, s, d, out, fill, combine):
+    """combine() of the k[0]*k[1] shifted windows of a 2-D input, each a contiguous 1-D slice of a stride phase
+    (see _depthwise2d): returns an (N, C, O1, O2) view of the accumulator."""
+    N, C = x.shape[:2]
+    sh, sw = s
+    O1, O2 = out
+    flat, Hq, Wq = _phase_planes(x, pb, need, s, fill)
+    L = (O1 - 1) * Wq + O2
+    acc = np.empty((N, C, O1 * Wq), dtype=x.dtype)
+    a = acc[:, :, :L]
+    for ti in range(k[0] * k[1]):
+        i, j = divmod(ti, k[1])
+        r, c = i * d[0], j * d[1]
+        off = (r // sh) * Wq + c // sw
+        v = flat[:, :, (r % sh) * sw + (c % sw), off:off + L]
+        if ti == 0:
+            np.copyto(a, v)
+        else:
+            combine(a, v, out=a)
+    return acc.reshape(N, C, O1, Wq)[:, :, :, :O2]
 
 
 def _depthwise2d(x, pb, need, taps, k, s, d, out, y, bias):
@@ -674,6 +697,9 @@ def maxpool_op(ctx: NodeCtx):
     def run(x):
         _check_rank(x, nd, "MaxPool")
         out, pb, need, taps = cache.get_or(x.shape[2:], lambda: geometry(x.shape[2:]))
+        if not want_idx and nd == 2 and x.size:
+            return (np.ascontiguousarray(_taps2d(x, pb, need, kernel, strides, dil, out, _fill_min(x.dtype),
+                                                 np.maximum)), None)[:n_out]
         xp = _pad_input(x, pb, need, _fill_min(x.dtype))
         y = None
         if not want_idx:
@@ -727,14 +753,17 @@ def avgpool_op(ctx: NodeCtx):
         xc = x if x.dtype == cd else x.astype(cd)
         if lp:
             xc = np.abs(xc) if p == 1.0 else (np.square(xc) if p == 2.0 else np.abs(xc) ** cd.type(p))
-        xp = _pad_input(xc, pb, need, 0)
-        y = None
-        for t in np.ndindex(*kernel):
-            v = _tap_view(xp, t, strides, dil, out)
-            if y is None:
-                y = np.array(v, dtype=cd)
-            else:
-                y += v
+        if nd == 2 and x.size:
+            y = np.array(_taps2d(xc, pb, need, kernel, strides, dil, out, 0, np.add), dtype=cd)
+        else:
+            xp = _pad_input(xc, pb, need, 0)
+            y = None
+            for t in np.ndindex(*kernel):
+                v = _tap_view(xp, t, strides, dil, out)
+                if y is None:
+                    y = np.array(v, dtype=cd)
+                else:
+                    y += v
         if lp:
             y = np.sqrt(y, out=y) if p == 2.0 else (y if p == 1.0 else y ** cd.type(1.0 / p))
         else:
