@@ -975,15 +975,14 @@ def layernorm_op(ctx: NodeCtx):
         inv = 1.0 / np.sqrt(var + cd.type(eps))
         d *= inv
         y = d.reshape(x.shape)
-        try:
-            y = y * scale.astype(cd, copy=False) if bias is None else \
-                y * scale.astype(cd, copy=False) + bias.astype(cd, copy=False)
+        try:   # in place: y is this call's own array; scale/B must broadcast to x.shape[axis:]
+            np.multiply(y, scale.astype(cd, copy=False), out=y)
+            if bias is not None:
+                np.add(y, bias.astype(cd, copy=False), out=y)
         except ValueError:
             raise ValueError(f"LayerNormalization: scale {list(scale.shape)} / B "
                              f"{None if bias is None else list(bias.shape)} do not broadcast to "
                              f"{list(x.shape[a:])}") from None
-        if y.shape != x.shape:
-            raise ValueError(f"LayerNormalization: scale/B broadcast the output to {list(y.shape)}")
         res = [y.astype(x.dtype, copy=False)]
         red = x.shape[:a] + (1,) * (r - a)
         if n_out > 1:

@@ -593,3 +593,9 @@ def test_fold_batchnorm_matches_conv_then_bn():
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="output channels"):
         fold_batchnorm(w, b, sc[:2], bb[:2], mm[:2], vv[:2])
+
+
+def test_layernorm_scale_that_does_not_broadcast_raises():
+    m, feeds = _model("LayerNormalization", [rnd(2, 3, 4), rnd(3)], axis=-1)
+    with pytest.raises(engine.errors.RunError, match="do not broadcast"):
+        engine.Session(m).run(None, feeds)
