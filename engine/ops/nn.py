@@ -28,7 +28,6 @@ from engine.ops._registry import NodeCtx, Unsupported, register
 
 _F32 = np.dtype(np.float32)
 _F16 = np.dtype(np.float16)
-_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
 
@@ -122,7 +121,8 @@ def _pad_input(x: np.ndarray, pb, need, fill):
     in_sp = x.shape[2:]
     if not any(pb) and tuple(need) == tuple(in_sp):
         return x
-    xp = np.full(x.shape[:2] + tuple(need), fill, dtype=x.dtype)
+    shape = x.shape[:2] + tuple(need)
+    xp = np.zeros(shape, dtype=x.dtype) if fill == 0 else np.full(shape, fill, dtype=x.dtype)
     dst, src = [slice(None), slice(None)], [slice(None), slice(None)]
     for i in range(nd):
         lo = max(0, pb[i])
@@ -131,15 +131,6 @@ def _pad_input(x: np.ndarray, pb, need, fill):
         src.append(slice(lo - pb[i], lo - pb[i] + max(0, hi - lo)))
     xp[tuple(dst)] = x[tuple(src)]
     return xp
-
-
-def _window_view(xp: np.ndarray, k, s, d, out):
-    """(N, C, *k, *out) strided view of the windows of xp."""
-    nd = len(k)
-    st = xp.strides
-    shape = xp.shape[:2] + tuple(k) + tuple(out)
-    strides = st[:2] + tuple(st[2 + i] * d[i] for i in range(nd)) + tuple(st[2 + i] * s[i] for i in range(nd))
-    return as_strided(xp, shape, strides, writeable=False)
 
 
 def _tap_view(xp: np.ndarray, t, s, d, out):
@@ -197,8 +188,8 @@ def gemm_op(ctx: NodeCtx):
     beta = float(ctx.attr("beta", 1.0))
     ta = bool(ctx.attr("transA", 0))
     tb = bool(ctx.attr("transB", 0))
-    if ctx.version < 7 and ctx.has_input(2) and not ctx.attr("broadcast", 0):
-        pass  # opset 6 without broadcast: C must already have the full shape; the broadcast below accepts it
+    # opset 6's `broadcast` attribute is not read: C is broadcast unidirectionally in every version (with
+    # broadcast=0, C already has the full shape, which the broadcast accepts)
     c_const = ctx.const(2)
     bias_row = None   # beta * C as a per-column vector when C broadcasts along rows
     if c_const is not None and c_const.dtype == _F32 and (c_const.ndim <= 1 or
@@ -359,7 +350,8 @@ def _conv_compute(x, p, group, k, s, d, out, pb, cd, bias):
         else:
             _depthwise(_pad_input(x, pb, need, 0), p["dw"], k, s, d, out, y, bias)
         return y
-    pointwise = all(v == 1 for v in k) and not any(pb)
+    in_sp = x.shape[2:]
+    pointwise = all(v == 1 for v in k) and not any(pb) and all(need[i] <= in_sp[i] for i in range(nd))
     if pointwise:
         # 1x1: subsample by the strides (usually 1: no copy at all) and multiply
         idx = (slice(None), slice(None)) + tuple(slice(0, (out[i] - 1) * s[i] + 1, s[i]) for i in range(nd))
@@ -369,7 +361,7 @@ def _conv_compute(x, p, group, k, s, d, out, pb, cd, bias):
             for n in range(N):
                 _gemm_rows_bias(wm[0], xs[n].reshape(C, P), y[n].reshape(M, P), bias)
             return y
-        col = xs.reshape(N, G, K, P)
+        view = xs
     else:
         xp = _pad_input(x, pb, need, 0)
         st = xp.strides
@@ -377,16 +369,17 @@ def _conv_compute(x, p, group, k, s, d, out, pb, cd, bias):
         shape = (N, G, Cg) + tuple(k) + tuple(out)
         strides = (st[0], st[1] * Cg, st[1]) + tuple(st[2 + i] * d[i] for i in range(nd)) \
             + tuple(st[2 + i] * s[i] for i in range(nd))
-        col = np.ascontiguousarray(as_strided(xp, shape, strides, writeable=False)).reshape(N, G, K, P)
-    if f32:
-        y3 = y.reshape(N, G, Mg, P)
-        for n in range(N):
+        view = as_strided(xp, shape, strides, writeable=False)
+    # one image at a time: the column matrix of one image (K x P per group) is all that is materialized
+    y3 = y.reshape(N, G, Mg, P)
+    for n in range(N):
+        col = np.ascontiguousarray(view[n]).reshape(G, K, P)
+        if f32:
             for g in range(G):
-                _gemm_rows_bias(wm[g], np.ascontiguousarray(col[n, g]), y3[n, g],
-                                None if bias is None else bias[g * Mg:(g + 1) * Mg])
-        return y
-    y.reshape(N, G, Mg, P)[...] = np.matmul(wm[None], col)
-    if bias is not None:
+                _gemm_rows_bias(wm[g], col[g], y3[n, g], None if bias is None else bias[g * Mg:(g + 1) * Mg])
+        else:
+            y3[n] = np.matmul(wm, col)
+    if not f32 and bias is not None:
         y += bias.reshape((M,) + (1,) * nd)
     return y
 
@@ -410,15 +403,16 @@ def _depthwise(xp, taps, k, s, d, out, y, bias):
         y += bias.reshape(bshape)
 
 
-def _phase_planes(x, pb, need, s):
-    """The zero-padded input (pads `pb` before, total size `need`) split into its stride phases, in one copy:
-    plane a*sw + b holds padded[a::sh, b::sw], each flattened: returns (N, C, sh*sw, Hq*Wq), Hq, Wq."""
+def _phase_planes(x, pb, need, s, fill=0):
+    """The padded input (pads `pb` before, total size `need`, pad value `fill`) split into its stride phases, in
+    one copy: plane a*sw + b holds padded[a::sh, b::sw], each flattened: returns (N, C, sh*sw, Hq*Wq), Hq, Wq."""
     N, C, H, W = x.shape
     sh, sw = s
     Hq, Wq = -(-need[0] // sh), -(-need[1] // sw)
     if sh == 1 and sw == 1 and not any(pb) and (H, W) == tuple(need):
         return x.reshape(N, C, 1, H * W), H, W
-    ph = np.zeros((N, C, sh * sw, Hq, Wq), dtype=x.dtype)
+    shape = (N, C, sh * sw, Hq, Wq)
+    ph = np.zeros(shape, dtype=x.dtype) if fill == 0 else np.full(shape, fill, dtype=x.dtype)
 
     def span(a, st, pad, n, nq):
         u0 = max(0, -(-(pad - a) // st))
@@ -436,6 +430,28 @@ def _phase_planes(x, pb, need, s):
             ph[:, :, a * sw + b, u0:u1, v0:v1] = x[:, :, r0:r0 + (u1 - u0 - 1) * sh + 1:sh,
                                                   c0:c0 + (v1 - v0 - 1) * sw + 1:sw]
     return ph.reshape(N, C, sh * sw, Hq * Wq), Hq, Wq
+
+
+def _taps2d(x, pb, need, k, s, d, out, fill, combine):
+    """combine() of the k[0]*k[1] shifted windows of a 2-D input, each a contiguous 1-D slice of a stride phase
+    (see _depthwise2d): returns an (N, C, O1, O2) view of the accumulator."""
+    N, C = x.shape[:2]
+    sh, sw = s
+    O1, O2 = out
+    flat, Hq, Wq = _phase_planes(x, pb, need, s, fill)
+    L = (O1 - 1) * Wq + O2
+    acc = np.empty((N, C, O1 * Wq), dtype=x.dtype)
+    a = acc[:, :, :L]
+    for ti in range(k[0] * k[1]):
+        i, j = divmod(ti, k[1])
+        r, c = i * d[0], j * d[1]
+        off = (r // sh) * Wq + c // sw
+        v = flat[:, :, (r % sh) * sw + (c % sw), off:off + L]
+        if ti == 0:
+            np.copyto(a, v)
+        else:
+            combine(a, v, out=a)
+    return acc.reshape(N, C, O1, Wq)[:, :, :, :O2]
 
 
 def _depthwise2d(x, pb, need, taps, k, s, d, out, y, bias):
@@ -654,6 +670,7 @@ def maxpool_op(ctx: NodeCtx):
     if storage_order not in (0, 1):
         raise Unsupported(f"storage_order must be 0 or 1, got {storage_order}")
     want_idx = ctx.has_output(1)
+    n_out = ctx.n_outputs
     nd = len(kernel)
     cache = _ShapeCache()
 
@@ -680,6 +697,9 @@ def maxpool_op(ctx: NodeCtx):
     def run(x):
         _check_rank(x, nd, "MaxPool")
         out, pb, need, taps = cache.get_or(x.shape[2:], lambda: geometry(x.shape[2:]))
+        if not want_idx and nd == 2 and x.size:
+            return (np.ascontiguousarray(_taps2d(x, pb, need, kernel, strides, dil, out, _fill_min(x.dtype),
+                                                 np.maximum)), None)[:n_out]
         xp = _pad_input(x, pb, need, _fill_min(x.dtype))
         y = None
         if not want_idx:
@@ -689,7 +709,7 @@ def maxpool_op(ctx: NodeCtx):
                     y = np.array(v, dtype=x.dtype)
                 else:
                     np.maximum(y, v, out=y)
-            return (y, None)[:ctx_n_out]
+            return (y, None)[:n_out]
         N, C = x.shape[:2]
         idx = np.zeros((N, C) + tuple(out), np.int64)
         y = np.full((N, C) + tuple(out), _fill_min(x.dtype), dtype=x.dtype)
@@ -701,7 +721,6 @@ def maxpool_op(ctx: NodeCtx):
         base = (np.arange(N * C, dtype=np.int64) * int(np.prod(x.shape[2:], dtype=np.int64)))
         idx += base.reshape((N, C) + (1,) * nd)
         return (y, idx)
-    ctx_n_out = ctx.n_outputs
     return run
 
 
@@ -734,14 +753,17 @@ def avgpool_op(ctx: NodeCtx):
         xc = x if x.dtype == cd else x.astype(cd)
         if lp:
             xc = np.abs(xc) if p == 1.0 else (np.square(xc) if p == 2.0 else np.abs(xc) ** cd.type(p))
-        xp = _pad_input(xc, pb, need, 0)
-        y = None
-        for t in np.ndindex(*kernel):
-            v = _tap_view(xp, t, strides, dil, out)
-            if y is None:
-                y = np.array(v, dtype=cd)
-            else:
-                y += v
+        if nd == 2 and x.size:
+            y = np.array(_taps2d(xc, pb, need, kernel, strides, dil, out, 0, np.add), dtype=cd)
+        else:
+            xp = _pad_input(xc, pb, need, 0)
+            y = None
+            for t in np.ndindex(*kernel):
+                v = _tap_view(xp, t, strides, dil, out)
+                if y is None:
+                    y = np.array(v, dtype=cd)
+                else:
+                    y += v
         if lp:
             y = np.sqrt(y, out=y) if p == 2.0 else (y if p == 1.0 else y ** cd.type(1.0 / p))
         else:
@@ -835,6 +857,7 @@ def batchnorm_op(ctx: NodeCtx):
             raise Unsupported("training-mode BatchNormalization (is_test=0 with extra outputs) before opset 7")
         if any(ctx.has_output(i) for i in range(1, ctx.n_outputs)):
             raise Unsupported("the training outputs (mean, var, saved_mean, saved_var) before opset 14")
+    n_out = ctx.n_outputs
     consts = [ctx.const(i) for i in range(1, 5)]
     folded = None
     if not training and all(c is not None for c in consts):
@@ -879,9 +902,22 @@ def batchnorm_op(ctx: NodeCtx):
         y = np.multiply(x, ab[0], dtype=cd)
         y += ab[1]
         out = (y.astype(x.dtype, copy=False),)
-        return out + (None,) * (ctx_n_out - 1)
-    ctx_n_out = ctx.n_outputs
+        return out + (None,) * (n_out - 1)
     return run
+
+
+def fold_batchnorm(w: np.ndarray, b: np.ndarray | None, scale, bias, mean, var, epsilon: float = 1e-5):
+    """Conv weights (M, C/G, *k) and bias (M,) with an inference BatchNormalization that follows the Conv folded
+    in: returns (w', b') with Conv(x, w', b') == BN(Conv(x, w, b)). For a graph pass (not used by the ops);
+    computed in float64, returned in w's dtype."""
+    a = np.asarray(scale, np.float64) / np.sqrt(np.asarray(var, np.float64) + epsilon)
+    if a.shape != (w.shape[0],):
+        raise ValueError(f"fold_batchnorm: BN parameters have shape {list(a.shape)}, the Conv has {w.shape[0]} "
+                         f"output channels")
+    b0 = np.zeros(w.shape[0]) if b is None else np.asarray(b, np.float64)
+    w2 = (w.astype(np.float64) * a.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)
+    b2 = ((b0 - np.asarray(mean, np.float64)) * a + np.asarray(bias, np.float64)).astype(w.dtype)
+    return w2, b2
 
 
 @register("InstanceNormalization", shape_inputs=())
@@ -939,15 +975,14 @@ def layernorm_op(ctx: NodeCtx):
         inv = 1.0 / np.sqrt(var + cd.type(eps))
         d *= inv
         y = d.reshape(x.shape)
-        try:
-            y = y * scale.astype(cd, copy=False) if bias is None else \
-                y * scale.astype(cd, copy=False) + bias.astype(cd, copy=False)
+        try:   # in place: y is this call's own array; scale/B must broadcast to x.shape[axis:]
+            np.multiply(y, scale.astype(cd, copy=False), out=y)
+            if bias is not None:
+                np.add(y, bias.astype(cd, copy=False), out=y)
         except ValueError:
             raise ValueError(f"LayerNormalization: scale {list(scale.shape)} / B "
                              f"{None if bias is None else list(bias.shape)} do not broadcast to "
                              f"{list(x.shape[a:])}") from None
-        if y.shape != x.shape:
-            raise ValueError(f"LayerNormalization: scale/B broadcast the output to {list(y.shape)}")
         res = [y.astype(x.dtype, copy=False)]
         red = x.shape[:a] + (1,) * (r - a)
         if n_out > 1:
@@ -987,7 +1022,8 @@ def rmsnorm_op(ctx: NodeCtx):
 def groupnorm_op(ctx: NodeCtx):
     G = int(ctx.attr("num_groups"))
     eps = float(ctx.attr("epsilon", 1e-5))
-    per_channel = ctx.version >= 21
+    version = ctx.version
+    per_channel = version >= 21
     sd = _stash(ctx) if ctx.version >= 21 else _F32
     if G < 1:
         raise Unsupported(f"num_groups must be >= 1, got {G}")
@@ -1001,7 +1037,7 @@ def groupnorm_op(ctx: NodeCtx):
         want = C if per_channel else G
         if scale.shape != (want,) or bias.shape != (want,):
             raise ValueError(f"GroupNormalization: scale {list(scale.shape)} and bias {list(bias.shape)} must be "
-                             f"[{want}] at opset {ctx_version}")
+                             f"[{want}] at opset {version}")
         cd = sd if sd.itemsize >= x.dtype.itemsize else x.dtype
         x3 = x.reshape(N, G, -1).astype(cd, copy=False)
         mean = x3.mean(axis=2, keepdims=True)
@@ -1015,7 +1051,6 @@ def groupnorm_op(ctx: NodeCtx):
             s, b = np.repeat(scale.astype(cd), C // G), np.repeat(bias.astype(cd), C // G)
         y = d.reshape(x.shape) * s.reshape(sh) + b.reshape(sh)
         return (y.astype(x.dtype, copy=False),)
-    ctx_version = ctx.version
     return run
 
 
@@ -1027,8 +1062,7 @@ def lrn_op(ctx: NodeCtx):
     bias = float(ctx.attr("bias", 1.0))
     if size < 1:
         raise Unsupported(f"size must be >= 1, got {size}")
-    lo = (size - 1) // 2
-    hi = size - 1 - lo
+    lo = (size - 1) // 2   # the window is [c - lo, c + size - 1 - lo]
 
     def run(x):
         if x.ndim < 3:
@@ -1043,7 +1077,6 @@ def lrn_op(ctx: NodeCtx):
             ssum += padded[:, j:j + C]
         y = x.astype(cd, copy=False) / (cd.type(bias) + cd.type(alpha / size) * ssum) ** cd.type(beta)
         return (y.astype(x.dtype, copy=False),)
-    del hi
     return run
 
 
@@ -1145,6 +1178,7 @@ def attention_op(ctx: NodeCtx):
     if ctx.has_input(6) and ctx.has_input(4):
         raise Unsupported("nonpad_kv_seqlen cannot be combined with past_key/past_value")
     n_out = ctx.n_outputs
+    has_out = ctx.has_output
     want_qk = ctx.has_output(3)
 
     def run(Q, K, V, attn_mask=None, past_key=None, past_value=None, nonpad=None):
@@ -1238,11 +1272,10 @@ def attention_op(ctx: NodeCtx):
             y = y.transpose(0, 2, 1, 3).reshape(B, Sq, Hq * V.shape[3])
         res = [np.ascontiguousarray(y).astype(dt, copy=False)]
         if n_out > 1:
-            res.append(present_k if ctx_has(1) else None)
+            res.append(present_k if has_out(1) else None)
         if n_out > 2:
-            res.append(present_v if ctx_has(2) else None)
+            res.append(present_v if has_out(2) else None)
         if n_out > 3:
             res.append(None if qk_out is None else np.broadcast_to(qk_out, (B, Hq, Sq, Skv)).astype(dt))
         return tuple(res)
-    ctx_has = ctx.has_output
     return run

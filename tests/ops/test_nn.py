@@ -4,7 +4,6 @@ runtime weights, old opsets), plus the error paths."""
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
@@ -147,6 +146,8 @@ CONV_CASES = [
     ((2, 8, 7, 6), (5, 8, 1, 1), {}),                                                         # 1x1
     ((1, 8, 7, 6), (5, 8, 1, 1), dict(strides=[2, 2])),                                       # 1x1 stride 2
     ((1, 8, 7, 6), (4, 4, 1, 1), dict(group=2)),
+    ((2, 4, 5, 6), (3, 4, 1, 1), dict(pads=[0, 0, 1, 2], strides=[2, 1])),                   # 1x1, end pads
+    ((1, 3, 6, 5), (3, 1, 3, 3), dict(group=3, pads=[0, 0, 2, 1], strides=[2, 2])),          # dw, end pads
     ((1, 3, 7, 8), (2, 3, 3, 3), dict(auto_pad="SAME_UPPER", strides=[2, 2])),
     ((1, 3, 7, 8), (2, 3, 4, 4), dict(auto_pad="SAME_LOWER", strides=[2, 3])),
     ((1, 3, 7, 8), (2, 3, 3, 2), dict(auto_pad="VALID", strides=[2, 2])),
@@ -539,3 +540,62 @@ def test_bfloat16_computed_in_float32():
         assert got.dtype == bf and got.shape == want.shape, op
         np.testing.assert_allclose(got.astype(np.float32), want.astype(bf).astype(np.float32), rtol=1e-2,
                                    atol=1e-2, err_msg=op)
+
+
+# ------------------------------------------------------------------------------------------------- shape formulas
+
+@pytest.mark.parametrize("op,attrs,in_sp,out_sp", [
+    # ceil_mode: ceil((5 + 0 - 2) / 2) + 1 = 3 (floor gives 2)
+    ("MaxPool", dict(kernel_shape=[2], strides=[2], ceil_mode=1), [5], [3]),
+    # ceil_mode, last window would start in the end padding: ceil((6 + 1 + 1 - 2) / 3) + 1 = 3, and
+    # (3 - 1) * 3 = 6 >= 6 + 1 is false, so 3 stays; with in = 5: ceil(5/3)+1 = 3, (3-1)*3 = 6 >= 5+1 -> 2
+    ("AveragePool", dict(kernel_shape=[2], strides=[3], pads=[1, 1], ceil_mode=1), [6], [3]),
+    ("AveragePool", dict(kernel_shape=[2], strides=[3], pads=[1, 1], ceil_mode=1), [5], [2]),
+    # an end pad larger than needed still counts: floor((8 + 0 + 2 - 3) / 1) + 1 = 8
+    ("MaxPool", dict(kernel_shape=[3], pads=[0, 2]), [8], [8]),
+    # SAME_*: ceil(in / stride), whatever the kernel and dilation
+    ("MaxPool", dict(kernel_shape=[3], strides=[2], auto_pad="SAME_LOWER"), [7], [4]),
+    ("Conv", dict(kernel_shape=[3], strides=[3], dilations=[2], auto_pad="SAME_UPPER"), [10], [4]),
+    # VALID: ceil((in - dilated kernel + 1) / stride)
+    ("AveragePool", dict(kernel_shape=[2], dilations=[2], auto_pad="VALID"), [5], [3]),
+    ("Conv", dict(kernel_shape=[3], strides=[2], dilations=[2], auto_pad="VALID"), [10], [3]),
+])
+def test_output_shape_formulas(op, attrs, in_sp, out_sp):
+    """Hand-computed ONNX output shapes (onnx.reference gets several of these wrong: it ignores dilations in the
+    auto_pad shapes and drops windows that extend into an end pad)."""
+    x = rnd(1, 1, *in_sp)
+    ins = [x, rnd(1, 1, *attrs["kernel_shape"])] if op == "Conv" else [x]
+    m, feeds = _model(op, ins, opset=22, consts=(1,), **attrs)
+    y = engine.Session(m).run(None, feeds)[0]
+    assert list(y.shape[2:]) == out_sp
+
+
+def test_maxpool_same_upper_negative_total_pad_is_clamped():
+    # kernel 1, stride 2 on 4: out 2, the formula's total pad is 1 + 1 - 4 = -1; it is clamped to 0 (as in
+    # onnxruntime and TensorFlow), so the windows start at 0 and 2, not shifted right by a negative pad
+    x = np.arange(4, dtype=np.float32).reshape(1, 1, 4)
+    m, feeds = _model("MaxPool", [x], opset=22, kernel_shape=[1], strides=[2], auto_pad="SAME_UPPER")
+    np.testing.assert_array_equal(engine.Session(m).run(None, feeds)[0].reshape(-1), [0, 2])
+
+
+def test_fold_batchnorm_matches_conv_then_bn():
+    from engine.ops.nn import fold_batchnorm
+
+    x, w, b = rnd(1, 3, 6, 6), rnd(4, 3, 3, 3), rnd(4)
+    sc, bb, mm, vv = _bn_params(4)
+    w2, b2 = fold_batchnorm(w, b, sc, bb, mm, vv, 1e-3)
+    m, feeds = _model("Conv", [x, w2, b2], consts=(1, 2), pads=[1, 1, 1, 1])
+    got = engine.Session(m).run(None, feeds)[0]
+    mc, fc = _model("Conv", [x, w, b], consts=(1, 2), pads=[1, 1, 1, 1])
+    y = ReferenceEvaluator(mc).run(None, fc)[0]
+    mb, fb = _model("BatchNormalization", [y, sc, bb, mm, vv], opset=15, consts=(1, 2, 3, 4), epsilon=1e-3)
+    want = ReferenceEvaluator(mb).run(None, fb)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="output channels"):
+        fold_batchnorm(w, b, sc[:2], bb[:2], mm[:2], vv[:2])
+
+
+def test_layernorm_scale_that_does_not_broadcast_raises():
+    m, feeds = _model("LayerNormalization", [rnd(2, 3, 4), rnd(3)], axis=-1)
+    with pytest.raises(engine.errors.RunError, match="do not broadcast"):
+        engine.Session(m).run(None, feeds)
