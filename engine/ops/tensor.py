@@ -1506,8 +1506,10 @@ def roi_align(ctx: NodeCtx):
 
     def axis_samples(start, size, pooled, grid, n):
         # sample coordinates (pooled, grid) and their bilinear taps/weights along one axis
-        b = size / pooled
-        c = start + np.arange(pooled)[:, None] * b + (np.arange(grid)[None, :] + 0.5) * b / grid
+        f = np.float32                                        # float32 geometry, as the reference kernels
+        b = f(size) / f(pooled)
+        c = (f(start) + np.arange(pooled, dtype=f)[:, None] * b
+             + (np.arange(grid, dtype=f)[None, :] + f(0.5)) * b / f(grid)).astype(np.float64)
         outside = (c < -1.0) | (c > n)
         c = np.maximum(c, 0.0)
         lo = np.floor(c).astype(np.int64)
@@ -1530,12 +1532,12 @@ def roi_align(ctx: NodeCtx):
             b = int(bi[r])
             if not 0 <= b < N:
                 raise IndexError(f"RoiAlign: batch index {b} out of range")
-            x1, y1, x2, y2 = (float(t) * scale - off for t in rois[r])
+            x1, y1, x2, y2 = (np.float32(t) * np.float32(scale) - np.float32(off) for t in rois[r])
             rw, rh = x2 - x1, y2 - y1
             if not half:
-                rw, rh = max(rw, 1.0), max(rh, 1.0)
-            gh = ratio if ratio > 0 else int(np.ceil(rh / ph_n))
-            gw = ratio if ratio > 0 else int(np.ceil(rw / pw_n))
+                rw, rh = max(rw, np.float32(1.0)), max(rh, np.float32(1.0))
+            gh = ratio if ratio > 0 else int(np.ceil(rh / np.float32(ph_n)))
+            gw = ratio if ratio > 0 else int(np.ceil(rw / np.float32(pw_n)))
             ylo, yhi, wyl, wyh, yout = axis_samples(y1, rh, ph_n, gh, H)
             xlo, xhi, wxl, wxh, xout = axis_samples(x1, rw, pw_n, gw, W)
             img = x[b].astype(np.float64)                       # C, H, W
