@@ -82,16 +82,20 @@ def reshape(ctx: NodeCtx):
         shape = _ints(c)
         if allowzero and 0 in shape and -1 in shape:
             raise Unsupported("Reshape with allowzero=1 cannot have both 0 and -1 in shape")
-        simple = (0 not in shape or allowzero) and shape.count(-1) <= 1
         tshape = tuple(shape)
+        zeros = () if allowzero else tuple(i for i, d in enumerate(shape) if d == 0)
 
         def run_c(x, s):
-            if simple:
-                try:
-                    return (x.reshape(tshape),)
-                except ValueError:
-                    pass
-            return (x.reshape(_reshape_target(x.shape, shape, allowzero)),)
+            try:
+                if zeros:
+                    t = list(tshape)
+                    xs = x.shape
+                    for i in zeros:
+                        t[i] = xs[i]
+                    return (x.reshape(t),)
+                return (x.reshape(tshape),)
+            except (ValueError, IndexError):       # the slow path explains the error (or handles -1 with 0 size)
+                return (x.reshape(_reshape_target(x.shape, shape, allowzero)),)
         return run_c
 
     def run(x, s):
@@ -105,9 +109,11 @@ def transpose(ctx: NodeCtx):
     perm = None if perm is None else tuple(int(p) for p in perm)
 
     def run(x):
-        if perm is not None and len(perm) != x.ndim:
+        if perm is None:
+            return (x.transpose(),)
+        if len(perm) != x.ndim:
             raise ValueError(f"Transpose: perm {list(perm)} does not match rank {x.ndim}")
-        return (np.transpose(x, perm),)
+        return (x.transpose(perm),)
     return run
 
 
@@ -213,15 +219,24 @@ def squeeze(ctx: NodeCtx):
         axes = _ints(ctx.const(1))
         dyn = ctx.has_input(1) and axes is None
 
+    cache: dict = {}
+
     def run(x, a=None):
-        ax = _ints(a) if dyn else axes
+        if dyn:
+            ax = _ints(a)
+        else:
+            ax = cache.get(x.ndim)
+            if ax is None and axes is not None:
+                ax = cache[x.ndim] = tuple(sorted({_axis(i, x.ndim) for i in axes}))
         if ax is None:
-            return (np.squeeze(x),)
-        ax = tuple(_axis(i, x.ndim) for i in ax)
+            return (x.reshape([d for d in x.shape if d != 1]),)
+        if dyn:
+            ax = tuple(sorted({_axis(i, x.ndim) for i in ax}))
+        xs = x.shape
         for i in ax:
-            if x.shape[i] != 1:
-                raise ValueError(f"Squeeze: dim {i} of shape {list(x.shape)} is not 1")
-        return (np.squeeze(x, axis=ax),)
+            if xs[i] != 1:
+                raise ValueError(f"Squeeze: dim {i} of shape {list(xs)} is not 1")
+        return (x.reshape([d for i, d in enumerate(xs) if i not in ax]),)
     return run
 
 
@@ -368,13 +383,17 @@ def gather(ctx: NodeCtx):
     ic = ctx.const(1)
     if ic is not None and ic.ndim == 0:
         i0 = int(ic)
+        cache: dict = {}
 
         def run_s(x, idx):
-            a = axis + x.ndim if axis < 0 else axis
-            d = x.shape[a]
+            t = cache.get(x.ndim)
+            if t is None:
+                a = _axis(axis, x.ndim, "Gather axis")
+                t = cache[x.ndim] = (a, (slice(None),) * a + (i0,))
+            d = x.shape[t[0]]
             if not -d <= i0 < d:
                 raise IndexError(f"Gather: index {i0} out of range for dim {d}")
-            return (x[(slice(None),) * a + (i0,)],)
+            return (x[t[1]],)
         return run_s
 
     def run(x, idx):
@@ -498,6 +517,11 @@ def scatter_elements(ctx: NodeCtx):
 def shape(ctx: NodeCtx):
     start = int(ctx.attr("start", 0)) if ctx.version >= 15 else 0
     end = ctx.attr("end", None) if ctx.version >= 15 else None
+
+    if start == 0 and end is None:
+        def run_all(x):
+            return (np.array(x.shape, dtype=np.int64),)
+        return run_all
 
     def run(x):
         s = x.shape
