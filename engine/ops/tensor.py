@@ -1666,3 +1666,37 @@ def string_split(ctx: NodeCtx):
         z = np.array([len(p) for p in parts], dtype=np.int64).reshape(x.shape)
         return (y.reshape(x.shape + (n,)), z)
     return run
+
+
+@register("TensorScatter", shape_inputs=())
+def tensor_scatter(ctx: NodeCtx):
+    mode = ctx.attr_str("mode", "linear")
+    if mode not in ("linear", "circular"):
+        raise Unsupported(f"TensorScatter mode {mode!r}")
+    axis = int(ctx.attr("axis", -2))
+
+    def run(past, update, write_indices=None):
+        r = past.ndim
+        a = _axis(axis, r, "TensorScatter axis")
+        if a == 0:
+            raise ValueError("TensorScatter: axis cannot be the batch axis 0")
+        if update.ndim != r or any(update.shape[i] != past.shape[i] for i in range(r) if i != a) \
+                or update.shape[a] > past.shape[a]:
+            raise ValueError(f"TensorScatter: update {list(update.shape)} does not fit cache {list(past.shape)} "
+                             f"along axis {a}")
+        B, M, S = past.shape[0], past.shape[a], update.shape[a]
+        w = np.zeros(B, dtype=np.int64) if write_indices is None else np.asarray(write_indices).reshape(-1)
+        if w.size != B:
+            raise ValueError(f"TensorScatter: {w.size} write_indices for batch {B}")
+        out = past.copy()
+        om = np.moveaxis(out, a, 1)
+        um = np.moveaxis(update, a, 1)
+        for b in range(B):
+            pos = int(w[b]) + np.arange(S)
+            if mode == "circular":
+                pos %= M
+            elif S and (pos[0] < 0 or pos[-1] >= M):
+                raise IndexError(f"TensorScatter: write index {int(w[b])} + {S} exceeds the cache length {M}")
+            om[b, pos] = um[b]
+        return (out,)
+    return run

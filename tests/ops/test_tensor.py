@@ -547,3 +547,18 @@ def test_unsupported_variants_are_reported(op, inputs, attrs, opset):
     m, _ = _model(op, inputs, 1, attrs, opset, ())
     with pytest.raises(UnsupportedModelError):
         engine.Session(m)
+
+
+@pytest.mark.parametrize("mode,axis", [("linear", -2), ("circular", 2), ("linear", 1)])
+def test_tensor_scatter(mode, axis):
+    past = f32(2, 3, 6, 4)
+    shp = list(past.shape)
+    shp[axis] = 2
+    upd = f32(*shp)
+    w = i64(0, 1) if axis == 1 else (i64(1, 5) if mode == "circular" else i64(1, 4))   # 5, 6 -> 5, 0 wraps
+    check("TensorScatter", {"p": past, "u": upd, "w": w}, {"mode": mode, "axis": axis}, opset=24)
+    check("TensorScatter", {"p": past, "u": upd, "w": None}, {"mode": mode, "axis": axis}, opset=24)
+    if mode == "linear":
+        with pytest.raises(Exception, match="exceeds the cache length"):
+            run_engine("TensorScatter", {"p": past, "u": upd, "w": i64(0, past.shape[axis] - 1)},
+                       {"mode": mode, "axis": axis}, opset=24)
