@@ -1700,3 +1700,38 @@ def tensor_scatter(ctx: NodeCtx):
             om[b, pos] = um[b]
         return (out,)
     return run
+
+
+@register("MaxRoiPool", shape_inputs=())
+def max_roi_pool(ctx: NodeCtx):
+    pooled = _ints(ctx.attr("pooled_shape"))
+    if len(pooled) != 2 or min(pooled) <= 0:
+        raise Unsupported(f"MaxRoiPool: pooled_shape {pooled} must be two positive ints")
+    ph_n, pw_n = pooled
+    scale = float(ctx.attr("spatial_scale", 1.0))
+
+    def rnd(v):                                    # C roundf: half away from zero
+        return int(np.sign(v) * np.floor(abs(v) + 0.5))
+
+    def run(x, rois):
+        if x.ndim != 4 or rois.ndim != 2 or rois.shape[1] != 5:
+            raise ValueError("MaxRoiPool: X must be [N, C, H, W] and rois [R, 5]")
+        N, C, H, W = x.shape
+        out = np.zeros((rois.shape[0], C, ph_n, pw_n), dtype=x.dtype)
+        for r in range(rois.shape[0]):
+            b = int(rois[r, 0])
+            if not 0 <= b < N:
+                raise IndexError(f"MaxRoiPool: batch index {b} out of range")
+            x1, y1, x2, y2 = (rnd(float(v) * scale) for v in rois[r, 1:])
+            bh = max(y2 - y1 + 1, 1) / ph_n
+            bw = max(x2 - x1 + 1, 1) / pw_n
+            for ph in range(ph_n):
+                hs = min(max(int(np.floor(ph * bh)) + y1, 0), H)
+                he = min(max(int(np.ceil((ph + 1) * bh)) + y1, 0), H)
+                for pw in range(pw_n):
+                    ws = min(max(int(np.floor(pw * bw)) + x1, 0), W)
+                    we = min(max(int(np.ceil((pw + 1) * bw)) + x1, 0), W)
+                    if he > hs and we > ws:
+                        out[r, :, ph, pw] = x[b, :, hs:he, ws:we].max(axis=(1, 2))
+        return (out,)
+    return run

@@ -562,3 +562,17 @@ def test_tensor_scatter(mode, axis):
         with pytest.raises(Exception, match="exceeds the cache length"):
             run_engine("TensorScatter", {"p": past, "u": upd, "w": i64(0, past.shape[axis] - 1)},
                        {"mode": mode, "axis": axis}, opset=24)
+
+
+def test_max_roi_pool_hand_example():
+    # no reference implementation exists: a hand-computed case (4x4 ramp, whole-image ROI, 2x2 bins -> the
+    # bottom-right element of each 2x2 block; a half-scale ROI; an ROI partly outside the image)
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    rois = np.array([[0, 0, 0, 3, 3], [0, 0, 0, 3, 3], [0, 2, 2, 9, 9]], np.float32)
+    y = run_engine("MaxRoiPool", {"x": x, "r": rois[:1]}, {"pooled_shape": [2, 2]}, opset=1)[0]
+    np.testing.assert_array_equal(y, [[[[5, 7], [13, 15]]]])
+    y = run_engine("MaxRoiPool", {"x": x, "r": rois[1:2]}, {"pooled_shape": [1, 2], "spatial_scale": 0.5},
+                   opset=1)[0]                      # ROI rounds to [0, 0, 2, 2] (1.5 -> 2): 3 rows, 2 bins of 1.5
+    np.testing.assert_array_equal(y, [[[[9, 10]]]])
+    y = run_engine("MaxRoiPool", {"x": x, "r": rois[2:]}, {"pooled_shape": [2, 2]}, opset=1)[0]
+    np.testing.assert_array_equal(y, [[[[15, 0], [0, 0]]]])
