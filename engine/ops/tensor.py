@@ -147,6 +147,8 @@ def split(ctx: NodeCtx):
         ax = _axis(axis, x.ndim)
         d = x.shape[ax]
         sp = _ints(s) if dyn else split_const
+        if sp is not None and len(sp) == 0:
+            sp = None                                  # an empty split input means "not given"
         if sp is None:
             if num_outputs is not None:
                 k = -(-d // num_outputs)

@@ -576,3 +576,21 @@ def test_max_roi_pool_hand_example():
     np.testing.assert_array_equal(y, [[[[9, 10]]]])
     y = run_engine("MaxRoiPool", {"x": x, "r": rois[2:]}, {"pooled_shape": [2, 2]}, opset=1)[0]
     np.testing.assert_array_equal(y, [[[[15, 0], [0, 0]]]])
+
+
+def test_empty_tensors():
+    e = np.zeros((0, 3, 2), np.float32)
+    check("Transpose", {"x": e}, {"perm": [2, 0, 1]})
+    check("Slice", {"x": e, "s": i64(1), "e": i64(3), "a": i64(1)}, opset=13)
+    check("Gather", {"x": e, "i": i64(1, 0)}, {"axis": 1})
+    check("Concat", {"a": e, "b": e}, {"axis": 0}, both=False)
+    check("Split", {"x": e, "s": i64(1, 2)}, {"axis": 1}, opset=13, n_out=2)
+    ys = run_engine("Split", {"x": np.arange(4.0, dtype=np.float32), "s": np.zeros(0, np.int64)}, {}, opset=13,
+                    n_out=2)                        # an empty split input = not given (reference cannot run it)
+    assert [y.tolist() for y in ys] == [[0, 1], [2, 3]]
+    check("TopK", {"x": f32(2, 3), "k": i64(0)}, {"axis": 1}, opset=11, n_out=2)
+    check("Pad", {"x": e, "p": i64(0, 0, 1, 1, 1, 0)}, {"mode": "constant"}, opset=13)
+    check("Reshape", {"x": e, "s": i64(-1, 6)}, {}, opset=13)
+    check("Reshape", {"x": e, "s": i64(0, 3, 1, 2)}, {}, opset=13)
+    check("Resize", {"x": np.zeros((0, 1, 2, 2), np.float32), "r": None, "s": np.array([1, 1, 2, 2], np.float32)},
+          {"mode": "linear"}, opset=13)
