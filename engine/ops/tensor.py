@@ -872,10 +872,23 @@ def _axis_table(mode, ctm, nearest_mode, a, excl, antialias, in_n, out_n, scale,
     return np.clip(taps, 0, in_n - 1).astype(np.intp), w, extra
 
 
-def _resize_axis(data, axis, table, extrap, cdt):
+_DENSE_MAX_IN = 192     # up to this input length a linear/cubic axis is one BLAS matmul with a banded matrix
+
+
+def _dense_matrix(table, in_n, cdt):
+    idx, w, _ = table
+    m = np.zeros((idx.shape[0], in_n), dtype=np.float64)
+    np.add.at(m, (np.repeat(np.arange(idx.shape[0]), idx.shape[1]), idx.reshape(-1)), w.reshape(-1))
+    return m.astype(cdt)
+
+
+def _resize_axis(data, axis, table, extrap, cdt, dense=None):
     idx, w, extra = table
     if w is None:
         out = np.take(data, idx[:, 0], axis=axis)
+    elif dense is not None and axis >= data.ndim - 2:
+        # a matmul mixes every input of the row (0 * inf = nan), so the caller checked the data is finite
+        out = np.matmul(dense, data) if axis == data.ndim - 2 else np.matmul(data, dense.T)
     else:
         shp = [1] * data.ndim
         shp[axis] = -1
@@ -930,6 +943,7 @@ class _ResizeSpec:
             raise ValueError("Resize: neither scales nor sizes is given")
         cdt = x.dtype if x.dtype in (np.float32, np.float64) else np.dtype(np.float64)
         y = x if x.dtype == cdt else x.astype(cdt)
+        finite = None
         for i, a in enumerate(axes):
             in_n, out_n, s = x.shape[a], sizes[i], sc[i]
             rp = None if roi is None else (roi[i], roi[n + i])
@@ -949,7 +963,18 @@ class _ResizeSpec:
                                 out_n, s, rp)
                 if len(self.cache) < 64:
                     self.cache[key] = t
-            y = _resize_axis(y, a, t, self.extrap, cdt)
+            dense = None
+            if t[1] is not None and in_n <= _DENSE_MAX_IN and a >= y.ndim - 2 and y.size >= 4096:
+                if finite is None:
+                    finite = bool(np.isfinite(y).all())
+                if finite:
+                    dkey = (key, cdt.str)
+                    dense = self.cache.get(dkey)
+                    if dense is None:
+                        dense = _dense_matrix(t, in_n, cdt)
+                        if len(self.cache) < 64:
+                            self.cache[dkey] = dense
+            y = _resize_axis(y, a, t, self.extrap, cdt, dense)
         if y.dtype == x.dtype:
             return y
         if x.dtype.kind in "iu":

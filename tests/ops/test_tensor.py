@@ -594,3 +594,19 @@ def test_empty_tensors():
     check("Reshape", {"x": e, "s": i64(0, 3, 1, 2)}, {}, opset=13)
     check("Resize", {"x": np.zeros((0, 1, 2, 2), np.float32), "r": None, "s": np.array([1, 1, 2, 2], np.float32)},
           {"mode": "linear"}, opset=13)
+
+
+@pytest.mark.parametrize("mode", ["linear", "cubic"])
+def test_resize_dense_path_and_nonfinite_fallback(mode):
+    # big enough for the banded-matmul path (short axes, >= 4096 elements); with a nan the tap path is used,
+    # so the nan stays local (a matmul would spread it over whole rows)
+    x = f32(1, 4, 32, 40)
+    sc = np.array([1, 1, 1.75, 0.55], np.float32)
+    check("Resize", {"x": x, "roi": None, "scales": sc}, {"mode": mode}, opset=13, atol=1e-4, both=False)
+    x[0, 1, 5, 7] = np.nan          # (not inf: the reference saturates inf to float32 max when casting back)
+    m, feeds = _model("Resize", {"x": x, "roi": None, "scales": sc}, 1, {"mode": mode}, 13, ())
+    ref = ReferenceEvaluator(m).run(None, feeds)[0]
+    got = engine.Session(m).run(None, feeds)[0]
+    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(ref))
+    fin = np.isfinite(ref)
+    np.testing.assert_allclose(got[fin], ref[fin], rtol=1e-4, atol=1e-4)
