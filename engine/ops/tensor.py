@@ -624,8 +624,7 @@ def trilu(ctx: NodeCtx):
 def topk(ctx: NodeCtx):
     axis = int(ctx.attr("axis", -1))
     largest = int(ctx.attr("largest", 1)) if ctx.version >= 11 else 1
-    sorted_ = int(ctx.attr("sorted", 1)) if ctx.version >= 11 else 1  # unsorted output: sorted is a valid order
-    del sorted_
+    # sorted=0 allows any order: the sorted order is one of them
     k_attr = int(ctx.attr("k")) if ctx.version < 10 else None
 
     def run(x, k=None):
@@ -1013,9 +1012,6 @@ def resize(ctx: NodeCtx):
         def run10(x, scales):
             return (spec.run(x, scales, None, None, None),)
         return run10
-    if policy != "stretch" and ctx.has_input(2) and not ctx.has_input(3):
-        pass  # the policy only applies to sizes; with scales it is ignored
-
     def run(x, roi=None, scales=None, sizes=None):
         if sizes is not None and np.size(sizes) == 0:
             sizes = None
@@ -1305,9 +1301,6 @@ def dft(ctx: NodeCtx):
     inverse = int(ctx.attr("inverse", 0))
     onesided = int(ctx.attr("onesided", 0))
     axis_attr = int(ctx.attr("axis", 1)) if v < 20 else None
-    if onesided and inverse and v < 20:
-        pass
-
     def run(x, dft_length=None, axis=None):
         if axis_attr is not None:
             a = axis_attr
