@@ -395,7 +395,8 @@ def gather(ctx: NodeCtx):
             d = x.shape[t[0]]
             if not -d <= i0 < d:
                 raise IndexError(f"Gather: index {i0} out of range for dim {d}")
-            return (x[t[1]],)
+            r = x[t[1]]
+            return (r if type(r) is np.ndarray else np.asarray(r),)   # 1-D data: a 0-d array, not a scalar
         return run_s
 
     def run(x, idx):

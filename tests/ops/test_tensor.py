@@ -211,6 +211,9 @@ def test_gather():
     check("Gather", {"x": x, "i": np.array([[1, -2], [0, 3]], np.int32)}, {"axis": 1})
     check("Gather", {"x": x, "i": np.array(-1, np.int64)}, {"axis": -1})
     check("Gather", {"x": x, "i": np.zeros((0,), np.int64)}, {"axis": 2})
+    # Gather(Shape(x), 0) pattern: a constant scalar index on 1-D data gives a 0-d array, not a numpy scalar
+    y = run_engine("Gather", {"x": i64(4, 5, 6), "i": np.array(-2, np.int64)}, {"axis": 0}, consts=("i",))[0]
+    assert type(y) is np.ndarray and y.shape == () and y == 5
     check("GatherElements", {"x": f32(2, 4), "i": np.array([[0, -1], [2, 1]], np.int64)}, {"axis": 1})
     # indices smaller than data off the axis (allowed by the spec; the reference cannot): numpy oracle
     x2 = f32(3, 4)
