@@ -621,3 +621,31 @@ def test_resize_dense_path_and_nonfinite_fallback(mode):
     np.testing.assert_array_equal(np.isfinite(got), np.isfinite(ref))
     fin = np.isfinite(ref)
     np.testing.assert_allclose(got[fin], ref[fin], rtol=1e-4, atol=1e-4)
+
+
+def test_exported_attention_shape_chain_two_signatures():
+    # the Shape -> Gather -> Unsqueeze -> Concat -> Reshape -> Transpose -> Slice chain of exported
+    # transformers, run on one session with two input shapes (exercises shape_inputs / shape specialization)
+    N = helper.make_node
+    c = {"zero": i64(0), "one": i64(1), "four": i64(4), "m1": i64(-1), "ax0": i64(0), "two": i64(2)}
+    nodes = [N("Shape", ["x"], ["s"]),
+             N("Gather", ["s", "zs"], ["b"], axis=0), N("Gather", ["s", "os"], ["t"], axis=0),
+             N("Unsqueeze", ["b", "ax0"], ["b1"]), N("Unsqueeze", ["t", "ax0"], ["t1"]),
+             N("Concat", ["b1", "t1", "four", "m1"], ["shp"], axis=0),
+             N("Reshape", ["x", "shp"], ["r"]),
+             N("Transpose", ["r"], ["tr"], perm=[0, 2, 1, 3]),
+             N("Slice", ["tr", "one", "t1", "two"], ["y"]),
+             N("Flatten", ["y"], ["f"], axis=2),
+             N("Split", ["f"], ["p", "q"], axis=-1, num_outputs=2)]
+    inits = [numpy_helper.from_array(v, k) for k, v in c.items()]
+    inits += [numpy_helper.from_array(np.array(0, np.int64), "zs"), numpy_helper.from_array(np.array(1, np.int64),
+                                                                                              "os")]
+    g = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", "S", 16])],
+                          [helper.make_value_info(n, onnx.TypeProto()) for n in ("f", "p", "q")], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    m.ir_version = 8
+    sess = engine.Session(m)
+    ref = ReferenceEvaluator(m)
+    for shape in ((2, 5, 16), (1, 3, 16), (2, 5, 16)):
+        x = f32(*shape)
+        _compare(ref.run(None, {"x": x}), sess.run(None, {"x": x}), 0, 0, f"chain {shape}")
