@@ -342,8 +342,10 @@ def _pad(x, pads, mode, value, axes):
         x = x[tuple(crop)]
     if not any(w != (0, 0) for w in width):
         return x
-    if mode == "constant":
-        return np.pad(x, width, mode="constant", constant_values=value)
+    if mode == "constant":            # np.pad costs ~100 us of Python per call: fill + one slice copy instead
+        out = np.full([d + b + e for d, (b, e) in zip(x.shape, width)], value, dtype=x.dtype)
+        out[tuple(slice(b, b + d) for d, (b, _) in zip(x.shape, width))] = x
+        return out
     if mode in ("reflect", "edge", "wrap"):
         for a, (b, e) in enumerate(width):
             if (b or e) and x.shape[a] == 0:
