@@ -82,16 +82,20 @@ def reshape(ctx: NodeCtx):
         shape = _ints(c)
         if allowzero and 0 in shape and -1 in shape:
             raise Unsupported("Reshape with allowzero=1 cannot have both 0 and -1 in shape")
-        simple = (0 not in shape or allowzero) and shape.count(-1) <= 1
         tshape = tuple(shape)
+        zeros = () if allowzero else tuple(i for i, d in enumerate(shape) if d == 0)
 
         def run_c(x, s):
-            if simple:
-                try:
-                    return (x.reshape(tshape),)
-                except ValueError:
-                    pass
-            return (x.reshape(_reshape_target(x.shape, shape, allowzero)),)
+            try:
+                if zeros:
+                    t = list(tshape)
+                    xs = x.shape
+                    for i in zeros:
+                        t[i] = xs[i]
+                    return (x.reshape(t),)
+                return (x.reshape(tshape),)
+            except (ValueError, IndexError):       # the slow path explains the error (or handles -1 with 0 size)
+                return (x.reshape(_reshape_target(x.shape, shape, allowzero)),)
         return run_c
 
     def run(x, s):
@@ -105,9 +109,11 @@ def transpose(ctx: NodeCtx):
     perm = None if perm is None else tuple(int(p) for p in perm)
 
     def run(x):
-        if perm is not None and len(perm) != x.ndim:
+        if perm is None:
+            return (x.transpose(),)
+        if len(perm) != x.ndim:
             raise ValueError(f"Transpose: perm {list(perm)} does not match rank {x.ndim}")
-        return (np.transpose(x, perm),)
+        return (x.transpose(perm),)
     return run
 
 
@@ -141,6 +147,8 @@ def split(ctx: NodeCtx):
         ax = _axis(axis, x.ndim)
         d = x.shape[ax]
         sp = _ints(s) if dyn else split_const
+        if sp is not None and len(sp) == 0:
+            sp = None                                  # an empty split input means "not given"
         if sp is None:
             if num_outputs is not None:
                 k = -(-d // num_outputs)
@@ -213,15 +221,24 @@ def squeeze(ctx: NodeCtx):
         axes = _ints(ctx.const(1))
         dyn = ctx.has_input(1) and axes is None
 
+    cache: dict = {}
+
     def run(x, a=None):
-        ax = _ints(a) if dyn else axes
+        if dyn:
+            ax = _ints(a)
+        else:
+            ax = cache.get(x.ndim)
+            if ax is None and axes is not None:
+                ax = cache[x.ndim] = tuple(sorted({_axis(i, x.ndim) for i in axes}))
         if ax is None:
-            return (np.squeeze(x),)
-        ax = tuple(_axis(i, x.ndim) for i in ax)
+            return (x.reshape([d for d in x.shape if d != 1]),)
+        if dyn:
+            ax = tuple(sorted({_axis(i, x.ndim) for i in ax}))
+        xs = x.shape
         for i in ax:
-            if x.shape[i] != 1:
-                raise ValueError(f"Squeeze: dim {i} of shape {list(x.shape)} is not 1")
-        return (np.squeeze(x, axis=ax),)
+            if xs[i] != 1:
+                raise ValueError(f"Squeeze: dim {i} of shape {list(xs)} is not 1")
+        return (x.reshape([d for i, d in enumerate(xs) if i not in ax]),)
     return run
 
 
@@ -325,8 +342,10 @@ def _pad(x, pads, mode, value, axes):
         x = x[tuple(crop)]
     if not any(w != (0, 0) for w in width):
         return x
-    if mode == "constant":
-        return np.pad(x, width, mode="constant", constant_values=value)
+    if mode == "constant":            # np.pad costs ~100 us of Python per call: fill + one slice copy instead
+        out = np.full([d + b + e for d, (b, e) in zip(x.shape, width)], value, dtype=x.dtype)
+        out[tuple(slice(b, b + d) for d, (b, _) in zip(x.shape, width))] = x
+        return out
     if mode in ("reflect", "edge", "wrap"):
         for a, (b, e) in enumerate(width):
             if (b or e) and x.shape[a] == 0:
@@ -368,13 +387,18 @@ def gather(ctx: NodeCtx):
     ic = ctx.const(1)
     if ic is not None and ic.ndim == 0:
         i0 = int(ic)
+        cache: dict = {}
 
         def run_s(x, idx):
-            a = axis + x.ndim if axis < 0 else axis
-            d = x.shape[a]
+            t = cache.get(x.ndim)
+            if t is None:
+                a = _axis(axis, x.ndim, "Gather axis")
+                t = cache[x.ndim] = (a, (slice(None),) * a + (i0,))
+            d = x.shape[t[0]]
             if not -d <= i0 < d:
                 raise IndexError(f"Gather: index {i0} out of range for dim {d}")
-            return (x[(slice(None),) * a + (i0,)],)
+            r = x[t[1]]
+            return (r if type(r) is np.ndarray else np.asarray(r),)   # 1-D data: a 0-d array, not a scalar
         return run_s
 
     def run(x, idx):
@@ -499,6 +523,11 @@ def shape(ctx: NodeCtx):
     start = int(ctx.attr("start", 0)) if ctx.version >= 15 else 0
     end = ctx.attr("end", None) if ctx.version >= 15 else None
 
+    if start == 0 and end is None:
+        def run_all(x):
+            return (np.array(x.shape, dtype=np.int64),)
+        return run_all
+
     def run(x):
         s = x.shape
         r = len(s)
@@ -598,8 +627,7 @@ def trilu(ctx: NodeCtx):
 def topk(ctx: NodeCtx):
     axis = int(ctx.attr("axis", -1))
     largest = int(ctx.attr("largest", 1)) if ctx.version >= 11 else 1
-    sorted_ = int(ctx.attr("sorted", 1)) if ctx.version >= 11 else 1  # unsorted output: sorted is a valid order
-    del sorted_
+    # sorted=0 allows any order: the sorted order is one of them
     k_attr = int(ctx.attr("k")) if ctx.version < 10 else None
 
     def run(x, k=None):
@@ -846,10 +874,23 @@ def _axis_table(mode, ctm, nearest_mode, a, excl, antialias, in_n, out_n, scale,
     return np.clip(taps, 0, in_n - 1).astype(np.intp), w, extra
 
 
-def _resize_axis(data, axis, table, extrap, cdt):
+_DENSE_MAX_IN = 192     # up to this input length a linear/cubic axis is one BLAS matmul with a banded matrix
+
+
+def _dense_matrix(table, in_n, cdt):
+    idx, w, _ = table
+    m = np.zeros((idx.shape[0], in_n), dtype=np.float64)
+    np.add.at(m, (np.repeat(np.arange(idx.shape[0]), idx.shape[1]), idx.reshape(-1)), w.reshape(-1))
+    return m.astype(cdt)
+
+
+def _resize_axis(data, axis, table, extrap, cdt, dense=None):
     idx, w, extra = table
     if w is None:
         out = np.take(data, idx[:, 0], axis=axis)
+    elif dense is not None and axis >= data.ndim - 2:
+        # a matmul mixes every input of the row (0 * inf = nan), so the caller checked the data is finite
+        out = np.matmul(dense, data) if axis == data.ndim - 2 else np.matmul(data, dense.T)
     else:
         shp = [1] * data.ndim
         shp[axis] = -1
@@ -904,6 +945,7 @@ class _ResizeSpec:
             raise ValueError("Resize: neither scales nor sizes is given")
         cdt = x.dtype if x.dtype in (np.float32, np.float64) else np.dtype(np.float64)
         y = x if x.dtype == cdt else x.astype(cdt)
+        finite = None
         for i, a in enumerate(axes):
             in_n, out_n, s = x.shape[a], sizes[i], sc[i]
             rp = None if roi is None else (roi[i], roi[n + i])
@@ -923,7 +965,18 @@ class _ResizeSpec:
                                 out_n, s, rp)
                 if len(self.cache) < 64:
                     self.cache[key] = t
-            y = _resize_axis(y, a, t, self.extrap, cdt)
+            dense = None
+            if t[1] is not None and in_n <= _DENSE_MAX_IN and a >= y.ndim - 2 and y.size >= 4096:
+                if finite is None:
+                    finite = bool(np.isfinite(y).all())
+                if finite:
+                    dkey = (key, cdt.str)
+                    dense = self.cache.get(dkey)
+                    if dense is None:
+                        dense = _dense_matrix(t, in_n, cdt)
+                        if len(self.cache) < 64:
+                            self.cache[dkey] = dense
+            y = _resize_axis(y, a, t, self.extrap, cdt, dense)
         if y.dtype == x.dtype:
             return y
         if x.dtype.kind in "iu":
@@ -962,9 +1015,6 @@ def resize(ctx: NodeCtx):
         def run10(x, scales):
             return (spec.run(x, scales, None, None, None),)
         return run10
-    if policy != "stretch" and ctx.has_input(2) and not ctx.has_input(3):
-        pass  # the policy only applies to sizes; with scales it is ignored
-
     def run(x, roi=None, scales=None, sizes=None):
         if sizes is not None and np.size(sizes) == 0:
             sizes = None
@@ -1254,9 +1304,6 @@ def dft(ctx: NodeCtx):
     inverse = int(ctx.attr("inverse", 0))
     onesided = int(ctx.attr("onesided", 0))
     axis_attr = int(ctx.attr("axis", 1)) if v < 20 else None
-    if onesided and inverse and v < 20:
-        pass
-
     def run(x, dft_length=None, axis=None):
         if axis_attr is not None:
             a = axis_attr
@@ -1506,8 +1553,10 @@ def roi_align(ctx: NodeCtx):
 
     def axis_samples(start, size, pooled, grid, n):
         # sample coordinates (pooled, grid) and their bilinear taps/weights along one axis
-        b = size / pooled
-        c = start + np.arange(pooled)[:, None] * b + (np.arange(grid)[None, :] + 0.5) * b / grid
+        f = np.float32                                        # float32 geometry, as the reference kernels
+        b = f(size) / f(pooled)
+        c = (f(start) + np.arange(pooled, dtype=f)[:, None] * b
+             + (np.arange(grid, dtype=f)[None, :] + f(0.5)) * b / f(grid)).astype(np.float64)
         outside = (c < -1.0) | (c > n)
         c = np.maximum(c, 0.0)
         lo = np.floor(c).astype(np.int64)
@@ -1530,12 +1579,12 @@ def roi_align(ctx: NodeCtx):
             b = int(bi[r])
             if not 0 <= b < N:
                 raise IndexError(f"RoiAlign: batch index {b} out of range")
-            x1, y1, x2, y2 = (float(t) * scale - off for t in rois[r])
+            x1, y1, x2, y2 = (np.float32(t) * np.float32(scale) - np.float32(off) for t in rois[r])
             rw, rh = x2 - x1, y2 - y1
             if not half:
-                rw, rh = max(rw, 1.0), max(rh, 1.0)
-            gh = ratio if ratio > 0 else int(np.ceil(rh / ph_n))
-            gw = ratio if ratio > 0 else int(np.ceil(rw / pw_n))
+                rw, rh = max(rw, np.float32(1.0)), max(rh, np.float32(1.0))
+            gh = ratio if ratio > 0 else int(np.ceil(rh / np.float32(ph_n)))
+            gw = ratio if ratio > 0 else int(np.ceil(rw / np.float32(pw_n)))
             ylo, yhi, wyl, wyh, yout = axis_samples(y1, rh, ph_n, gh, H)
             xlo, xhi, wxl, wxh, xout = axis_samples(x1, rw, pw_n, gw, W)
             img = x[b].astype(np.float64)                       # C, H, W
@@ -1639,4 +1688,73 @@ def string_split(ctx: NodeCtx):
             y[i, :len(p)] = p
         z = np.array([len(p) for p in parts], dtype=np.int64).reshape(x.shape)
         return (y.reshape(x.shape + (n,)), z)
+    return run
+
+
+@register("TensorScatter", shape_inputs=())
+def tensor_scatter(ctx: NodeCtx):
+    mode = ctx.attr_str("mode", "linear")
+    if mode not in ("linear", "circular"):
+        raise Unsupported(f"TensorScatter mode {mode!r}")
+    axis = int(ctx.attr("axis", -2))
+
+    def run(past, update, write_indices=None):
+        r = past.ndim
+        a = _axis(axis, r, "TensorScatter axis")
+        if a == 0:
+            raise ValueError("TensorScatter: axis cannot be the batch axis 0")
+        if update.ndim != r or any(update.shape[i] != past.shape[i] for i in range(r) if i != a) \
+                or update.shape[a] > past.shape[a]:
+            raise ValueError(f"TensorScatter: update {list(update.shape)} does not fit cache {list(past.shape)} "
+                             f"along axis {a}")
+        B, M, S = past.shape[0], past.shape[a], update.shape[a]
+        w = np.zeros(B, dtype=np.int64) if write_indices is None else np.asarray(write_indices).reshape(-1)
+        if w.size != B:
+            raise ValueError(f"TensorScatter: {w.size} write_indices for batch {B}")
+        out = past.copy()
+        om = np.moveaxis(out, a, 1)
+        um = np.moveaxis(update, a, 1)
+        for b in range(B):
+            pos = int(w[b]) + np.arange(S)
+            if mode == "circular":
+                pos %= M
+            elif S and (pos[0] < 0 or pos[-1] >= M):
+                raise IndexError(f"TensorScatter: write index {int(w[b])} + {S} exceeds the cache length {M}")
+            om[b, pos] = um[b]
+        return (out,)
+    return run
+
+
+@register("MaxRoiPool", shape_inputs=())
+def max_roi_pool(ctx: NodeCtx):
+    pooled = _ints(ctx.attr("pooled_shape"))
+    if len(pooled) != 2 or min(pooled) <= 0:
+        raise Unsupported(f"MaxRoiPool: pooled_shape {pooled} must be two positive ints")
+    ph_n, pw_n = pooled
+    scale = float(ctx.attr("spatial_scale", 1.0))
+
+    def rnd(v):                                    # C roundf: half away from zero
+        return int(np.sign(v) * np.floor(abs(v) + 0.5))
+
+    def run(x, rois):
+        if x.ndim != 4 or rois.ndim != 2 or rois.shape[1] != 5:
+            raise ValueError("MaxRoiPool: X must be [N, C, H, W] and rois [R, 5]")
+        N, C, H, W = x.shape
+        out = np.zeros((rois.shape[0], C, ph_n, pw_n), dtype=x.dtype)
+        for r in range(rois.shape[0]):
+            b = int(rois[r, 0])
+            if not 0 <= b < N:
+                raise IndexError(f"MaxRoiPool: batch index {b} out of range")
+            x1, y1, x2, y2 = (rnd(float(v) * scale) for v in rois[r, 1:])
+            bh = max(y2 - y1 + 1, 1) / ph_n
+            bw = max(x2 - x1 + 1, 1) / pw_n
+            for ph in range(ph_n):
+                hs = min(max(int(np.floor(ph * bh)) + y1, 0), H)
+                he = min(max(int(np.ceil((ph + 1) * bh)) + y1, 0), H)
+                for pw in range(pw_n):
+                    ws = min(max(int(np.floor(pw * bw)) + x1, 0), W)
+                    we = min(max(int(np.ceil((pw + 1) * bw)) + x1, 0), W)
+                    if he > hs and we > ws:
+                        out[r, :, ph, pw] = x[b, :, hs:he, ws:we].max(axis=(1, 2))
+        return (out,)
     return run
