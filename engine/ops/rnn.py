@@ -357,9 +357,11 @@ def _build(ctx: NodeCtx, op: str):
         if fast:
             Ra, Rb = Rs
             H2, H3 = 2 * H, 3 * H
+        direct = want_y and lens is None              # the fast step writes H straight into Y[t]
         for t in range(S):
             xt = xw[t]
             if fast:
+                yt = Y[t] if direct else None
                 g = xt                                   # (D, NB, GH) view of scratch: overwritten in place
                 if op == "LSTM":
                     for d in range(n_dir):
@@ -371,7 +373,7 @@ def _build(ctx: NodeCtx, op: str):
                     gc *= g[..., :H]
                     cn = g[..., H2:H3] * c
                     cn += gc
-                    hn = np.tanh(cn)
+                    hn = np.tanh(cn, out=yt)
                     hn *= g[..., H:H2]
                 elif op == "GRU":
                     for d in range(n_dir):
@@ -390,13 +392,13 @@ def _build(ctx: NodeCtx, op: str):
                         tmp *= r
                         hh += tmp
                     np.tanh(hh, out=hh)
-                    hn = h - hh
+                    hn = np.subtract(h, hh, out=yt)
                     hn *= z
                     hn += hh
                 else:
                     for d in range(n_dir):
                         _kgemm(h[d], Ra[d], g[d], False, False, 1.0, 1.0, None, _BIAS_NONE, 0, 0.0, 0.0)
-                    hn = np.tanh(g)
+                    hn = np.tanh(g, out=yt)
             elif op == "LSTM":
                 g = rmul(h)
                 g += xt
@@ -471,7 +473,7 @@ def _build(ctx: NodeCtx, op: str):
                 h = hn
                 if op == "LSTM":
                     c = cn
-                if want_y:
+                if want_y and not (fast and direct):
                     Y[t] = hn
             else:
                 m = vmask[t]
@@ -481,6 +483,8 @@ def _build(ctx: NodeCtx, op: str):
                 if want_y:
                     np.multiply(hn, m, out=Y[t])
 
+        if direct and S:
+            h = h.copy()                                 # a view of Y[S-1], which the reversal below rewrites
         outs = []
         dt_out = X.dtype
         if want_y:
