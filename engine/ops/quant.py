@@ -137,6 +137,8 @@ def quantize_linear(ctx: NodeCtx):
                 raise ValueError(f"QuantizeLinear: y_zero_point shape {list(zp.shape)} differs from y_scale shape "
                                  f"{list(scale.shape)}")
         s = _expand(scale, x.shape, axis, block, "y_scale")
+        if s.dtype not in _FLOAT_OUT and s.dtype.kind not in "iu":
+            s = s.astype(np.float32)                     # float8e8m0 scales (powers of two: exact in float32)
         if prec is not None:
             q = x.astype(prec) / s.astype(prec)
         else:
@@ -181,9 +183,10 @@ def dequantize_linear(ctx: NodeCtx):
                                  f"shape {list(scale.shape)}")
             zf = _expand(zp, x.shape, axis, block, "x_zero_point").astype(np.float32)
             if zf.ndim or float(zf) != 0.0:
-                xf = xf - zf
+                xf -= zf                                  # xf is a fresh array (astype copies)
         s = _expand(scale, x.shape, axis, block, "x_scale").astype(np.float32)
-        return ((xf * s).astype(out_dt, copy=False),)
+        xf *= s
+        return (xf.astype(out_dt, copy=False),)
     return run
 
 
@@ -253,6 +256,21 @@ def _shifted(a: np.ndarray, zp) -> np.ndarray:
     return a
 
 
+def _const_shifted(ctx: NodeCtx, i: int, i_zp: int, shift):
+    """`shift(value, zero_point)` computed once at load when the input and its zero point are constants (weights),
+    else None (then run() computes it)."""
+    v = ctx.const(i)
+    zp = ctx.const(i_zp)
+    if v is None or (ctx.has_input(i_zp) and zp is None):
+        return None
+    try:
+        out = shift(v, zp)
+    except (ValueError, TypeError):
+        return None                                  # run() raises the clear error
+    out.flags.writeable = False
+    return out
+
+
 def _matmul_exact(a: np.ndarray, b: np.ndarray, what: str) -> np.ndarray:
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"{what}: operands must have at least one dimension")
@@ -268,6 +286,13 @@ def _matmul_exact(a: np.ndarray, b: np.ndarray, what: str) -> np.ndarray:
 
 @register("MatMulInteger", shape_inputs=())
 def matmul_integer(ctx: NodeCtx):
+    def shift_b(B, bzp):
+        _int_operand(B, "MatMulInteger B")
+        if bzp is not None and bzp.dtype != B.dtype:
+            raise ValueError("zero point type")
+        return _shifted(B, _col_param(bzp, B.ndim, "b_zero_point") if B.ndim > 1 else bzp)
+    b_pre = _const_shifted(ctx, 1, 3, shift_b)
+
     def run(A, B, azp=None, bzp=None):
         _int_operand(A, "MatMulInteger A")
         _int_operand(B, "MatMulInteger B")
@@ -275,7 +300,7 @@ def matmul_integer(ctx: NodeCtx):
             if zp is not None and zp.dtype != ref.dtype:
                 raise ValueError(f"MatMulInteger: {n} has type {zp.dtype}, its input has {ref.dtype}")
         a = _shifted(A, _row_param(azp, A.ndim, "a_zero_point") if A.ndim > 1 else azp)
-        b = _shifted(B, _col_param(bzp, B.ndim, "b_zero_point") if B.ndim > 1 else bzp)
+        b = b_pre if b_pre is not None else shift_b(B, bzp)
         return (_matmul_exact(a, b, "MatMulInteger").astype(np.int64).astype(np.int32),)
     return run
 
@@ -300,6 +325,12 @@ _QMM_T = {np.dtype(np.uint8), np.dtype(np.int8)} | _FLOAT8
 
 @register("QLinearMatMul", shape_inputs=())
 def qlinear_matmul(ctx: NodeCtx):
+    def shift_b(b, b_zp):
+        if b.dtype not in _QMM_T or b_zp is not None and b_zp.dtype != b.dtype:
+            raise ValueError("type")
+        return _shifted(b, _col_param(b_zp, b.ndim, "b_zero_point") if b.ndim > 1 else b_zp)
+    b_pre = _const_shifted(ctx, 3, 5, shift_b)
+
     def run(a, a_s, a_zp, b, b_s, b_zp, y_s, y_zp):
         for n, t in (("a", a), ("b", b), ("y_zero_point", y_zp)):
             if t is not None and t.dtype not in _QMM_T:
@@ -309,7 +340,7 @@ def qlinear_matmul(ctx: NodeCtx):
         ad = a.ndim > 1
         bd = b.ndim > 1
         A = _shifted(a, _row_param(a_zp, a.ndim, "a_zero_point") if ad else a_zp)
-        B = _shifted(b, _col_param(b_zp, b.ndim, "b_zero_point") if bd else b_zp)
+        B = b_pre if b_pre is not None else shift_b(b, b_zp)
         acc = _matmul_exact(A, B, "QLinearMatMul")
         sa = _row_param(a_s, a.ndim, "a_scale") if ad else a_s
         sb = _col_param(b_s, b.ndim, "b_scale") if bd else b_s
@@ -423,11 +454,17 @@ def _scalar_param(p, name: str, what: str):
 def conv_integer(ctx: NodeCtx):
     geom = _ConvGeom(ctx, "ConvInteger")
 
+    def shift_w(w, wzp):
+        _int_operand(w, "ConvInteger w")
+        if w.ndim < 3:
+            raise ValueError("rank")
+        return _shifted(w, _chan_param(wzp, w.shape[0], w.ndim - 2, "w_zero_point", "ConvInteger"))
+    w_pre = _const_shifted(ctx, 1, 3, shift_w)
+
     def run(x, w, xzp=None, wzp=None):
         _int_operand(x, "ConvInteger x")
-        _int_operand(w, "ConvInteger w")
         X = _shifted(x, _scalar_param(xzp, "x_zero_point", "ConvInteger"))
-        W = _shifted(w, _chan_param(wzp, w.shape[0], w.ndim - 2, "w_zero_point", "ConvInteger"))
+        W = w_pre if w_pre is not None else shift_w(w, wzp)
         return (geom.conv(X, W).astype(np.int64).astype(np.int32),)
     return run
 
@@ -436,14 +473,20 @@ def conv_integer(ctx: NodeCtx):
 def qlinear_conv(ctx: NodeCtx):
     geom = _ConvGeom(ctx, "QLinearConv")
 
+    def shift_w(w, wzp):
+        _int_operand(w, "QLinearConv w")
+        if w.ndim < 3:
+            raise ValueError(f"QLinearConv: w must have rank >= 3, got shape {list(w.shape)}")
+        return _shifted(w, _chan_param(wzp, w.shape[0], w.ndim - 2, "w_zero_point", "QLinearConv"))
+    w_pre = _const_shifted(ctx, 3, 5, shift_w)
+
     def run(x, x_s, xzp, w, w_s, wzp, y_s, yzp, B=None):
         _int_operand(x, "QLinearConv x")
-        _int_operand(w, "QLinearConv w")
         if yzp is not None:
             _int_operand(yzp, "QLinearConv y_zero_point")
+        W = w_pre if w_pre is not None else shift_w(w, wzp)
         M, nsp = w.shape[0], w.ndim - 2
         X = _shifted(x, _scalar_param(xzp, "x_zero_point", "QLinearConv"))
-        W = _shifted(w, _chan_param(wzp, M, nsp, "w_zero_point", "QLinearConv"))
         acc = geom.conv(X, W)
         if B is not None:
             if B.dtype != np.int32 or B.shape != (M,):
