@@ -5,9 +5,8 @@ against onnxruntime instead (skipped, with the reason, when it is not installed)
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import engine
