@@ -149,7 +149,13 @@ def test_float64():
     _check("LSTM", data, {"hidden_size": 4}, 14, tol=1e-10)
 
 
-def test_empty_batch_and_hidden_one():
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+def test_float16(op):
+    data = _data(op, 4, 2, 3, 4, 2, dtype=np.float16, h0=True)
+    _check(op, data, {"hidden_size": 4, "direction": "bidirectional"}, 14, tol=3e-3)
+
+
+def test_hidden_one():
     data = _data("RNN", 3, 1, 2, 1, 1)
     _check("RNN", data, {"hidden_size": 1}, 14)
 
