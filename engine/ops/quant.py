@@ -43,7 +43,7 @@ def _onnx_np_dtype(code: int) -> np.dtype:
 
 def _expand(v: np.ndarray, shape: tuple, axis: int, block: int, what: str) -> np.ndarray:
     """Scale / zero point made broadcastable to `shape` (per tensor, per axis or blocked)."""
-    if v.ndim == 0 or (v.size == 1 and not block):
+    if v.ndim == 0 or v.size == 1:
         return v.reshape(())
     r = len(shape)
     if not -r <= axis < r:
@@ -118,9 +118,11 @@ def quantize_linear(ctx: NodeCtx):
         out_dt = np.dtype(zp_dt)
         if out_code and _onnx_np_dtype(out_code) != out_dt:
             raise Unsupported(f"output_dtype {_onnx_np_dtype(out_code)} differs from the zero point's type {out_dt}")
+    elif ctx.has_input(2) and not out_code:
+        out_dt = None                                    # zero point of a type unknown at load: taken from it
     else:
         out_dt = _onnx_np_dtype(out_code) if out_code else np.dtype(np.uint8)
-    if out_dt not in _INT_RANGES and out_dt not in _FLOAT8 and out_dt not in _FLOAT4:
+    if out_dt is not None and out_dt not in _INT_RANGES and out_dt not in _FLOAT8 and out_dt not in _FLOAT4:
         raise Unsupported(f"QuantizeLinear cannot produce {out_dt}")
     prec = _onnx_np_dtype(prec_code) if prec_code else None
     if prec is not None and prec not in _FLOAT_OUT:
@@ -130,9 +132,14 @@ def quantize_linear(ctx: NodeCtx):
     def run(x, scale, zp=None):
         if v < 19 and scale.ndim > 1:
             raise ValueError(f"QuantizeLinear-{v}: y_scale must be a scalar or 1-D, got shape {list(scale.shape)}")
+        dt = out_dt
         if zp is not None:
-            if zp.dtype != out_dt:
-                raise ValueError(f"QuantizeLinear: y_zero_point has type {zp.dtype}, expected {out_dt}")
+            if dt is None:
+                dt = zp.dtype
+                if dt not in _INT_RANGES and dt not in _FLOAT8 and dt not in _FLOAT4:
+                    raise ValueError(f"QuantizeLinear cannot produce {dt} (the zero point's type)")
+            if zp.dtype != dt:
+                raise ValueError(f"QuantizeLinear: y_zero_point has type {zp.dtype}, expected {dt}")
             if zp.shape != scale.shape and zp.size != 1 or zp.size != scale.size:
                 raise ValueError(f"QuantizeLinear: y_zero_point shape {list(zp.shape)} differs from y_scale shape "
                                  f"{list(scale.shape)}")
@@ -146,7 +153,7 @@ def quantize_linear(ctx: NodeCtx):
         if q.dtype not in (np.float32, np.float64):
             q = q.astype(np.float32)
         z = _expand(zp, x.shape, axis, block, "y_zero_point") if zp is not None else None
-        return (_quantize(q, out_dt, z, saturate),)
+        return (_quantize(q, dt, z, saturate),)
 
     if not has_zp:
         def run_nozp(x, scale, zp=None):
