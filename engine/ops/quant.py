@@ -3,10 +3,11 @@ the newest: per-tensor, per-axis, blocked; 2/4/8/16-bit integers and float8/floa
 DynamicQuantizeLinear, MatMulInteger, ConvInteger, QLinearMatMul, QLinearConv.
 
 Rounding is to nearest with ties to even (np.rint), then saturation to the output type's range, as the spec says.
-Integer products: the inputs (at most 16-bit after the zero point is taken off) are multiplied as float64 through
-numpy's BLAS; every partial sum is an integer below 2**53 for any K < 2**21 (8-bit inputs), so the result is exact
-and equals the int32 accumulation whenever that does not overflow. (A dedicated int8 GEMM kernel would be faster:
-this is the correct reference path.)
+Integer products (MatMulInteger, ConvInteger, QLinearMatMul, QLinearConv): the operands, zero points taken off,
+are integer-valued float32 arrays (|v| <= 255 for 8-bit types) multiplied by engine's float32 GEMM with K split so
+that no partial sum exceeds 2**24: every float32 operation is then exact, so the result equals the int32
+accumulation the spec describes (whenever that does not overflow). Convolutions are im2col (numpy) + that GEMM.
+A dedicated int8 GEMM kernel (u8s8 dot products) would be faster; this path is exact and reasonably fast.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import math
 import ml_dtypes
 import numpy as np
 
+from engine.linalg import matmul as _ematmul
 from engine.ops._registry import NodeCtx, Unsupported, register
 
 _INT_RANGES = {
@@ -257,9 +259,11 @@ def _col_param(p, b_ndim: int, name: str):
 
 
 def _shifted(a: np.ndarray, zp) -> np.ndarray:
-    a = a.astype(np.float64)
+    """a - zero_point as floats: float32 for integer inputs (exact: at most 17 bits), float64 for float8 ones."""
+    dt = np.float32 if a.dtype.kind in "iu" else np.float64
+    a = a.astype(dt)
     if zp is not None:
-        a -= zp.astype(np.float64)
+        a -= zp.astype(dt)
     return a
 
 
@@ -278,7 +282,15 @@ def _const_shifted(ctx: NodeCtx, i: int, i_zp: int, shift):
     return out
 
 
-def _matmul_exact(a: np.ndarray, b: np.ndarray, what: str) -> np.ndarray:
+_F32_EXACT = float(1 << 24)      # every integer of magnitude <= 2**24 is a float32
+
+
+def _matmul_exact(a: np.ndarray, b: np.ndarray, what: str, a_bound: float | None = None,
+                  b_bound: float | None = None) -> np.ndarray:
+    """numpy.matmul of a and b as float64. Integer-valued float32 operands go through engine's float32 GEMM, split
+    along K so that no partial sum can exceed 2**24 in magnitude (then every float32 sum and product is exact,
+    whatever the kernel's summation order), the K chunks added in float64. `a_bound`/`b_bound` bound |a|/|b| when
+    known (else they are measured)."""
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"{what}: operands must have at least one dimension")
     ka = a.shape[-1]
@@ -286,9 +298,24 @@ def _matmul_exact(a: np.ndarray, b: np.ndarray, what: str) -> np.ndarray:
     if ka != kb:
         raise ValueError(f"{what}: shapes {list(a.shape)} and {list(b.shape)} do not match for a matrix product")
     try:
-        return np.matmul(a, b)
-    except ValueError as e:
-        raise ValueError(f"{what}: shapes {list(a.shape)} and {list(b.shape)}: {e}") from None
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"{what}: batch dimensions of {list(a.shape)} and {list(b.shape)} do not broadcast") from None
+    if a.dtype != np.float32 or b.dtype != np.float32 or a.size == 0 or b.size == 0:
+        return np.matmul(a.astype(np.float64), b.astype(np.float64))
+    ab = float(np.abs(a).max()) if a_bound is None else float(a_bound)
+    bb = float(np.abs(b).max()) if b_bound is None else float(b_bound)
+    step = int(_F32_EXACT // max(1.0, ab * bb))
+    if step < 1:
+        return np.matmul(a.astype(np.float64), b.astype(np.float64))
+    if step >= ka:
+        return _ematmul(a, b).astype(np.float64)
+    acc = None
+    for k0 in range(0, ka, step):
+        k1 = k0 + step
+        part = _ematmul(a[..., k0:k1], b[k0:k1] if b.ndim == 1 else b[..., k0:k1, :])
+        acc = part.astype(np.float64) if acc is None else acc + part
+    return acc
 
 
 @register("MatMulInteger", shape_inputs=())
@@ -362,7 +389,7 @@ def qlinear_matmul(ctx: NodeCtx):
     return run
 
 
-# --- convolution on integers: im2col with numpy, float64 GEMM (exact) -------------------------------------
+# --- convolution on integers: im2col with numpy, exact float32 GEMM ---------------------------------------
 
 
 class _ConvGeom:
@@ -380,7 +407,8 @@ class _ConvGeom:
         self.pads = ctx.attr("pads", None)
 
     def conv(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """x (N, C, *S) and w (M, C/group, *K) as float64 (zero points removed) -> (N, M, *O) float64."""
+        """x (N, C, *S) and w (M, C/group, *K), zero points removed (float32 for integer inputs) -> (N, M, *O)
+        float64, exact."""
         what = self.what
         if x.ndim < 3 or w.ndim != x.ndim:
             raise ValueError(f"{what}: x has shape {list(x.shape)} and w {list(w.shape)}: expected N x C x D1... "
@@ -425,13 +453,14 @@ class _ConvGeom:
             x = np.pad(x, [(0, 0), (0, 0)] + [(pb[i], pe[i]) for i in range(nsp)])
         K = math.prod(ks)
         P = math.prod(out)
-        cols = np.empty((N, C, K) + tuple(out), np.float64)
+        cols = np.empty((N, C, K) + tuple(out), x.dtype)
         for k, idx in enumerate(np.ndindex(*ks)):
             sl = tuple(slice(idx[i] * dl[i], idx[i] * dl[i] + (out[i] - 1) * st[i] + 1, st[i]) for i in range(nsp))
             cols[:, :, k] = x[(slice(None), slice(None)) + sl]
         cols = cols.reshape(N, g, (C // g) * K, P)
         wm = w.reshape(g, M // g, (C // g) * K)
-        y = np.matmul(wm[None], cols)                                         # (N, g, M/g, P)
+        xb = float(np.abs(x).max()) if x.size else 0.0    # bounds cols (x's values and padding zeros)
+        y = _matmul_exact(wm[None], cols, what, b_bound=xb)                  # (N, g, M/g, P)
         return y.reshape((N, M) + tuple(out))
 
 
