@@ -378,3 +378,16 @@ def test_qlinear_matmul_float8():
     _check("QLinearMatMul", [("a", a), ("as", one), ("azp", np.zeros((), f8)), ("b", b), ("bs", one),
                              ("bzp", np.zeros((), f8)), ("ys", ys), ("yzp", np.zeros((), f8))], opset=21,
            expected=[want])
+
+
+def test_matmul_integer_long_k_is_exact():
+    # |a| * |b| up to 255 * 255 with K = 700: float32 partial sums would pass 2**24, so K is split into chunks
+    r = _rng("long-k")
+    a = r.integers(200, 256, (2, 3, 700)).astype(np.uint8)
+    b = r.integers(200, 256, (700, 5)).astype(np.uint8)
+    _check("MatMulInteger", [("a", a), ("b", b)], opset=10)
+    want = a.astype(np.int64) @ b.astype(np.int64)
+    assert want.max() > 2 ** 24
+    x = r.integers(0, 256, (1, 80, 3, 3)).astype(np.uint8)
+    w = r.integers(0, 256, (2, 80, 3, 3)).astype(np.uint8)
+    _check("ConvInteger", [("x", x), ("w", w)], opset=10)
