@@ -3,10 +3,11 @@ the newest: per-tensor, per-axis, blocked; 2/4/8/16-bit integers and float8/floa
 DynamicQuantizeLinear, MatMulInteger, ConvInteger, QLinearMatMul, QLinearConv.
 
 Rounding is to nearest with ties to even (np.rint), then saturation to the output type's range, as the spec says.
-Integer products: the inputs (at most 16-bit after the zero point is taken off) are multiplied as float64 through
-numpy's BLAS; every partial sum is an integer below 2**53 for any K < 2**21 (8-bit inputs), so the result is exact
-and equals the int32 accumulation whenever that does not overflow. (A dedicated int8 GEMM kernel would be faster:
-this is the correct reference path.)
+Integer products (MatMulInteger, ConvInteger, QLinearMatMul, QLinearConv): the operands, zero points taken off,
+are integer-valued float32 arrays (|v| <= 255 for 8-bit types) multiplied by engine's float32 GEMM with K split so
+that no partial sum exceeds 2**24: every float32 operation is then exact, so the result equals the int32
+accumulation the spec describes (whenever that does not overflow). Convolutions are im2col (numpy) + that GEMM.
+A dedicated int8 GEMM kernel (u8s8 dot products) would be faster; this path is exact and reasonably fast.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import math
 import ml_dtypes
 import numpy as np
 
+from engine.linalg import matmul as _ematmul
 from engine.ops._registry import NodeCtx, Unsupported, register
 
 _INT_RANGES = {
@@ -43,7 +45,7 @@ def _onnx_np_dtype(code: int) -> np.dtype:
 
 def _expand(v: np.ndarray, shape: tuple, axis: int, block: int, what: str) -> np.ndarray:
     """Scale / zero point made broadcastable to `shape` (per tensor, per axis or blocked)."""
-    if v.ndim == 0 or (v.size == 1 and not block):
+    if v.ndim == 0 or v.size == 1:
         return v.reshape(())
     r = len(shape)
     if not -r <= axis < r:
@@ -118,9 +120,11 @@ def quantize_linear(ctx: NodeCtx):
         out_dt = np.dtype(zp_dt)
         if out_code and _onnx_np_dtype(out_code) != out_dt:
             raise Unsupported(f"output_dtype {_onnx_np_dtype(out_code)} differs from the zero point's type {out_dt}")
+    elif ctx.has_input(2) and not out_code:
+        out_dt = None                                    # zero point of a type unknown at load: taken from it
     else:
         out_dt = _onnx_np_dtype(out_code) if out_code else np.dtype(np.uint8)
-    if out_dt not in _INT_RANGES and out_dt not in _FLOAT8 and out_dt not in _FLOAT4:
+    if out_dt is not None and out_dt not in _INT_RANGES and out_dt not in _FLOAT8 and out_dt not in _FLOAT4:
         raise Unsupported(f"QuantizeLinear cannot produce {out_dt}")
     prec = _onnx_np_dtype(prec_code) if prec_code else None
     if prec is not None and prec not in _FLOAT_OUT:
@@ -130,13 +134,20 @@ def quantize_linear(ctx: NodeCtx):
     def run(x, scale, zp=None):
         if v < 19 and scale.ndim > 1:
             raise ValueError(f"QuantizeLinear-{v}: y_scale must be a scalar or 1-D, got shape {list(scale.shape)}")
+        dt = out_dt
         if zp is not None:
-            if zp.dtype != out_dt:
-                raise ValueError(f"QuantizeLinear: y_zero_point has type {zp.dtype}, expected {out_dt}")
+            if dt is None:
+                dt = zp.dtype
+                if dt not in _INT_RANGES and dt not in _FLOAT8 and dt not in _FLOAT4:
+                    raise ValueError(f"QuantizeLinear cannot produce {dt} (the zero point's type)")
+            if zp.dtype != dt:
+                raise ValueError(f"QuantizeLinear: y_zero_point has type {zp.dtype}, expected {dt}")
             if zp.shape != scale.shape and zp.size != 1 or zp.size != scale.size:
                 raise ValueError(f"QuantizeLinear: y_zero_point shape {list(zp.shape)} differs from y_scale shape "
                                  f"{list(scale.shape)}")
         s = _expand(scale, x.shape, axis, block, "y_scale")
+        if s.dtype not in _FLOAT_OUT and s.dtype.kind not in "iu":
+            s = s.astype(np.float32)                     # float8e8m0 scales (powers of two: exact in float32)
         if prec is not None:
             q = x.astype(prec) / s.astype(prec)
         else:
@@ -144,7 +155,7 @@ def quantize_linear(ctx: NodeCtx):
         if q.dtype not in (np.float32, np.float64):
             q = q.astype(np.float32)
         z = _expand(zp, x.shape, axis, block, "y_zero_point") if zp is not None else None
-        return (_quantize(q, out_dt, z, saturate),)
+        return (_quantize(q, dt, z, saturate),)
 
     if not has_zp:
         def run_nozp(x, scale, zp=None):
@@ -181,9 +192,10 @@ def dequantize_linear(ctx: NodeCtx):
                                  f"shape {list(scale.shape)}")
             zf = _expand(zp, x.shape, axis, block, "x_zero_point").astype(np.float32)
             if zf.ndim or float(zf) != 0.0:
-                xf = xf - zf
+                xf -= zf                                  # xf is a fresh array (astype copies)
         s = _expand(scale, x.shape, axis, block, "x_scale").astype(np.float32)
-        return ((xf * s).astype(out_dt, copy=False),)
+        xf *= s
+        return (xf.astype(out_dt, copy=False),)
     return run
 
 
@@ -247,13 +259,38 @@ def _col_param(p, b_ndim: int, name: str):
 
 
 def _shifted(a: np.ndarray, zp) -> np.ndarray:
-    a = a.astype(np.float64)
+    """a - zero_point as floats: float32 for integer inputs (exact: at most 17 bits), float64 for float8 ones."""
+    dt = np.float32 if a.dtype.kind in "iu" else np.float64
+    a = a.astype(dt)
     if zp is not None:
-        a -= zp.astype(np.float64)
+        a -= zp.astype(dt)
     return a
 
 
-def _matmul_exact(a: np.ndarray, b: np.ndarray, what: str) -> np.ndarray:
+def _const_shifted(ctx: NodeCtx, i: int, i_zp: int, shift):
+    """`shift(value, zero_point)` computed once at load when the input and its zero point are constants (weights),
+    else None (then run() computes it)."""
+    v = ctx.const(i)
+    zp = ctx.const(i_zp)
+    if v is None or (ctx.has_input(i_zp) and zp is None):
+        return None
+    try:
+        out = shift(v, zp)
+    except (ValueError, TypeError):
+        return None                                  # run() raises the clear error
+    out.flags.writeable = False
+    return out
+
+
+_F32_EXACT = float(1 << 24)      # every integer of magnitude <= 2**24 is a float32
+
+
+def _matmul_exact(a: np.ndarray, b: np.ndarray, what: str, a_bound: float | None = None,
+                  b_bound: float | None = None) -> np.ndarray:
+    """numpy.matmul of a and b as float64. Integer-valued float32 operands go through engine's float32 GEMM, split
+    along K so that no partial sum can exceed 2**24 in magnitude (then every float32 sum and product is exact,
+    whatever the kernel's summation order), the K chunks added in float64. `a_bound`/`b_bound` bound |a|/|b| when
+    known (else they are measured)."""
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"{what}: operands must have at least one dimension")
     ka = a.shape[-1]
@@ -261,13 +298,35 @@ def _matmul_exact(a: np.ndarray, b: np.ndarray, what: str) -> np.ndarray:
     if ka != kb:
         raise ValueError(f"{what}: shapes {list(a.shape)} and {list(b.shape)} do not match for a matrix product")
     try:
-        return np.matmul(a, b)
-    except ValueError as e:
-        raise ValueError(f"{what}: shapes {list(a.shape)} and {list(b.shape)}: {e}") from None
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"{what}: batch dimensions of {list(a.shape)} and {list(b.shape)} do not broadcast") from None
+    if a.dtype != np.float32 or b.dtype != np.float32 or a.size == 0 or b.size == 0:
+        return np.matmul(a.astype(np.float64), b.astype(np.float64))
+    ab = float(np.abs(a).max()) if a_bound is None else float(a_bound)
+    bb = float(np.abs(b).max()) if b_bound is None else float(b_bound)
+    step = int(_F32_EXACT // max(1.0, ab * bb))
+    if step < 1:
+        return np.matmul(a.astype(np.float64), b.astype(np.float64))
+    if step >= ka:
+        return _ematmul(a, b).astype(np.float64)
+    acc = None
+    for k0 in range(0, ka, step):
+        k1 = k0 + step
+        part = _ematmul(a[..., k0:k1], b[k0:k1] if b.ndim == 1 else b[..., k0:k1, :])
+        acc = part.astype(np.float64) if acc is None else acc + part
+    return acc
 
 
 @register("MatMulInteger", shape_inputs=())
 def matmul_integer(ctx: NodeCtx):
+    def shift_b(B, bzp):
+        _int_operand(B, "MatMulInteger B")
+        if bzp is not None and bzp.dtype != B.dtype:
+            raise ValueError("zero point type")
+        return _shifted(B, _col_param(bzp, B.ndim, "b_zero_point") if B.ndim > 1 else bzp)
+    b_pre = _const_shifted(ctx, 1, 3, shift_b)
+
     def run(A, B, azp=None, bzp=None):
         _int_operand(A, "MatMulInteger A")
         _int_operand(B, "MatMulInteger B")
@@ -275,7 +334,7 @@ def matmul_integer(ctx: NodeCtx):
             if zp is not None and zp.dtype != ref.dtype:
                 raise ValueError(f"MatMulInteger: {n} has type {zp.dtype}, its input has {ref.dtype}")
         a = _shifted(A, _row_param(azp, A.ndim, "a_zero_point") if A.ndim > 1 else azp)
-        b = _shifted(B, _col_param(bzp, B.ndim, "b_zero_point") if B.ndim > 1 else bzp)
+        b = b_pre if b_pre is not None else shift_b(B, bzp)
         return (_matmul_exact(a, b, "MatMulInteger").astype(np.int64).astype(np.int32),)
     return run
 
@@ -300,6 +359,12 @@ _QMM_T = {np.dtype(np.uint8), np.dtype(np.int8)} | _FLOAT8
 
 @register("QLinearMatMul", shape_inputs=())
 def qlinear_matmul(ctx: NodeCtx):
+    def shift_b(b, b_zp):
+        if b.dtype not in _QMM_T or b_zp is not None and b_zp.dtype != b.dtype:
+            raise ValueError("type")
+        return _shifted(b, _col_param(b_zp, b.ndim, "b_zero_point") if b.ndim > 1 else b_zp)
+    b_pre = _const_shifted(ctx, 3, 5, shift_b)
+
     def run(a, a_s, a_zp, b, b_s, b_zp, y_s, y_zp):
         for n, t in (("a", a), ("b", b), ("y_zero_point", y_zp)):
             if t is not None and t.dtype not in _QMM_T:
@@ -309,7 +374,7 @@ def qlinear_matmul(ctx: NodeCtx):
         ad = a.ndim > 1
         bd = b.ndim > 1
         A = _shifted(a, _row_param(a_zp, a.ndim, "a_zero_point") if ad else a_zp)
-        B = _shifted(b, _col_param(b_zp, b.ndim, "b_zero_point") if bd else b_zp)
+        B = b_pre if b_pre is not None else shift_b(b, b_zp)
         acc = _matmul_exact(A, B, "QLinearMatMul")
         sa = _row_param(a_s, a.ndim, "a_scale") if ad else a_s
         sb = _col_param(b_s, b.ndim, "b_scale") if bd else b_s
@@ -324,7 +389,7 @@ def qlinear_matmul(ctx: NodeCtx):
     return run
 
 
-# --- convolution on integers: im2col with numpy, float64 GEMM (exact) -------------------------------------
+# --- convolution on integers: im2col with numpy, exact float32 GEMM ---------------------------------------
 
 
 class _ConvGeom:
@@ -342,7 +407,8 @@ class _ConvGeom:
         self.pads = ctx.attr("pads", None)
 
     def conv(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """x (N, C, *S) and w (M, C/group, *K) as float64 (zero points removed) -> (N, M, *O) float64."""
+        """x (N, C, *S) and w (M, C/group, *K), zero points removed (float32 for integer inputs) -> (N, M, *O)
+        float64, exact."""
         what = self.what
         if x.ndim < 3 or w.ndim != x.ndim:
             raise ValueError(f"{what}: x has shape {list(x.shape)} and w {list(w.shape)}: expected N x C x D1... "
@@ -387,13 +453,14 @@ class _ConvGeom:
             x = np.pad(x, [(0, 0), (0, 0)] + [(pb[i], pe[i]) for i in range(nsp)])
         K = math.prod(ks)
         P = math.prod(out)
-        cols = np.empty((N, C, K) + tuple(out), np.float64)
+        cols = np.empty((N, C, K) + tuple(out), x.dtype)
         for k, idx in enumerate(np.ndindex(*ks)):
             sl = tuple(slice(idx[i] * dl[i], idx[i] * dl[i] + (out[i] - 1) * st[i] + 1, st[i]) for i in range(nsp))
             cols[:, :, k] = x[(slice(None), slice(None)) + sl]
         cols = cols.reshape(N, g, (C // g) * K, P)
         wm = w.reshape(g, M // g, (C // g) * K)
-        y = np.matmul(wm[None], cols)                                         # (N, g, M/g, P)
+        xb = float(np.abs(x).max()) if x.size else 0.0    # bounds cols (x's values and padding zeros)
+        y = _matmul_exact(wm[None], cols, what, b_bound=xb)                  # (N, g, M/g, P)
         return y.reshape((N, M) + tuple(out))
 
 
@@ -423,11 +490,17 @@ def _scalar_param(p, name: str, what: str):
 def conv_integer(ctx: NodeCtx):
     geom = _ConvGeom(ctx, "ConvInteger")
 
+    def shift_w(w, wzp):
+        _int_operand(w, "ConvInteger w")
+        if w.ndim < 3:
+            raise ValueError("rank")
+        return _shifted(w, _chan_param(wzp, w.shape[0], w.ndim - 2, "w_zero_point", "ConvInteger"))
+    w_pre = _const_shifted(ctx, 1, 3, shift_w)
+
     def run(x, w, xzp=None, wzp=None):
         _int_operand(x, "ConvInteger x")
-        _int_operand(w, "ConvInteger w")
         X = _shifted(x, _scalar_param(xzp, "x_zero_point", "ConvInteger"))
-        W = _shifted(w, _chan_param(wzp, w.shape[0], w.ndim - 2, "w_zero_point", "ConvInteger"))
+        W = w_pre if w_pre is not None else shift_w(w, wzp)
         return (geom.conv(X, W).astype(np.int64).astype(np.int32),)
     return run
 
@@ -436,14 +509,20 @@ def conv_integer(ctx: NodeCtx):
 def qlinear_conv(ctx: NodeCtx):
     geom = _ConvGeom(ctx, "QLinearConv")
 
+    def shift_w(w, wzp):
+        _int_operand(w, "QLinearConv w")
+        if w.ndim < 3:
+            raise ValueError(f"QLinearConv: w must have rank >= 3, got shape {list(w.shape)}")
+        return _shifted(w, _chan_param(wzp, w.shape[0], w.ndim - 2, "w_zero_point", "QLinearConv"))
+    w_pre = _const_shifted(ctx, 3, 5, shift_w)
+
     def run(x, x_s, xzp, w, w_s, wzp, y_s, yzp, B=None):
         _int_operand(x, "QLinearConv x")
-        _int_operand(w, "QLinearConv w")
         if yzp is not None:
             _int_operand(yzp, "QLinearConv y_zero_point")
+        W = w_pre if w_pre is not None else shift_w(w, wzp)
         M, nsp = w.shape[0], w.ndim - 2
         X = _shifted(x, _scalar_param(xzp, "x_zero_point", "QLinearConv"))
-        W = _shifted(w, _chan_param(wzp, M, nsp, "w_zero_point", "QLinearConv"))
         acc = geom.conv(X, W)
         if B is not None:
             if B.dtype != np.int32 or B.shape != (M,):

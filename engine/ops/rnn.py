@@ -341,25 +341,33 @@ def _build(ctx: NodeCtx, op: str):
         h = state(h0, "initial_h")
         c = state(c0, "initial_c") if op == "LSTM" else None
         Y = np.empty((S, n_dir, NB, H), cdt) if want_y else None
-        one = n_dir == 1
-        R0 = Rt[0] if one else None
 
-        def rmul(hh, lo=0, hi=None):
-            if one:
-                return (hh[0] @ (R0 if hi is None and lo == 0 else R0[:, lo:hi]))[None]
-            return np.matmul(hh, Rt if hi is None and lo == 0 else Rt[:, :, lo:hi])
+        def mm(hh, Rp):
+            """hh (D, NB, H) @ Rp (D, H, n) per direction: engine's GEMM for float32 (numpy's BLAS may start its
+            own threads), numpy otherwise."""
+            if cdt != np.float32 or NB == 0:
+                return np.matmul(hh, Rp)
+            out = np.empty((n_dir, NB, Rp.shape[2]), np.float32)
+            for d in range(n_dir):
+                _kgemm(np.ascontiguousarray(hh[d]), Rp[d], out[d], False, False, 1.0, 0.0, None, _BIAS_NONE, 0,
+                       0.0, 0.0)
+            return out
+
+        def rmul(hh):
+            return mm(hh, Rt)
 
         if op == "GRU" and not lbr:
-            Rzr = np.ascontiguousarray(Rt[:, :, :2 * H])
-            Rh = np.ascontiguousarray(Rt[:, :, 2 * H:])
+            Rzr, Rh = Rs
 
         fast = fast_ok and cdt == np.float32 and peep is None and NB > 0
         if fast:
             Ra, Rb = Rs
             H2, H3 = 2 * H, 3 * H
+        direct = want_y and lens is None              # the fast step writes H straight into Y[t]
         for t in range(S):
             xt = xw[t]
             if fast:
+                yt = Y[t] if direct else None
                 g = xt                                   # (D, NB, GH) view of scratch: overwritten in place
                 if op == "LSTM":
                     for d in range(n_dir):
@@ -371,7 +379,7 @@ def _build(ctx: NodeCtx, op: str):
                     gc *= g[..., :H]
                     cn = g[..., H2:H3] * c
                     cn += gc
-                    hn = np.tanh(cn)
+                    hn = np.tanh(cn, out=yt)
                     hn *= g[..., H:H2]
                 elif op == "GRU":
                     for d in range(n_dir):
@@ -390,13 +398,13 @@ def _build(ctx: NodeCtx, op: str):
                         tmp *= r
                         hh += tmp
                     np.tanh(hh, out=hh)
-                    hn = h - hh
+                    hn = np.subtract(h, hh, out=yt)
                     hn *= z
                     hn += hh
                 else:
                     for d in range(n_dir):
                         _kgemm(h[d], Ra[d], g[d], False, False, 1.0, 1.0, None, _BIAS_NONE, 0, 0.0, 0.0)
-                    hn = np.tanh(g)
+                    hn = np.tanh(g, out=yt)
             elif op == "LSTM":
                 g = rmul(h)
                 g += xt
@@ -445,14 +453,14 @@ def _build(ctx: NodeCtx, op: str):
                     hh *= r
                     hh += xt[..., 2 * H:]
                 else:
-                    g = np.matmul(h, Rzr) if not one else (h[0] @ Rzr[0])[None]
+                    g = mm(h, Rzr)
                     g += xt[..., :2 * H]
                     if clip is not None:
                         np.clip(g, -clip, clip, out=g)
                     A[0](g)
                     z, r = g[..., :H], g[..., H:]
                     rh = r * h
-                    hh = np.matmul(rh, Rh) if not one else (rh[0] @ Rh[0])[None]
+                    hh = mm(rh, Rh)
                     hh += xt[..., 2 * H:]
                 if clip is not None:
                     np.clip(hh, -clip, clip, out=hh)
@@ -471,7 +479,7 @@ def _build(ctx: NodeCtx, op: str):
                 h = hn
                 if op == "LSTM":
                     c = cn
-                if want_y:
+                if want_y and not (fast and direct):
                     Y[t] = hn
             else:
                 m = vmask[t]
@@ -481,6 +489,8 @@ def _build(ctx: NodeCtx, op: str):
                 if want_y:
                     np.multiply(hn, m, out=Y[t])
 
+        if direct and S:
+            h = h.copy()                                 # a view of Y[S-1], which the reversal below rewrites
         outs = []
         dt_out = X.dtype
         if want_y:

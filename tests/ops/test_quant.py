@@ -354,3 +354,40 @@ def test_conv_integer_channel_mismatch_raises():
     m = _model("ConvInteger", [("x", x), ("w", w)], {}, None, 10)
     with pytest.raises(RunError, match="channels"):
         engine.Session(m.SerializeToString()).run({"x": x, "w": w})
+
+
+def test_float8_e8m0_scales():
+    x = np.array([1.0, 2.5, -3.0, 100.0, 7.0], np.float32)
+    _check("QuantizeLinear", [("x", x), ("s", np.array(2.0, ml_dtypes.float8_e8m0fnu)), ("zp", np.array(0, np.int8))],
+           opset=25)
+    xd = np.array([1, 2, -3, 100], np.int8)
+    _check("DequantizeLinear", [("x", xd), ("s", np.array(0.5, ml_dtypes.float8_e8m0fnu))],
+           attrs={"output_dtype": TensorProto.FLOAT}, opset=25, exact=False)
+
+
+def test_qlinear_matmul_float8():
+    # the reference handles integer types only: the spec's formula, saturating into float8e4m3fn
+    r = _rng("qmm-f8")
+    f8 = ml_dtypes.float8_e4m3fn
+    a = (r.standard_normal((3, 4)) * 4).astype(f8)
+    b = (r.standard_normal((4, 2)) * 4).astype(f8)
+    one = np.array(1.0, np.float32)
+    ys = np.array(0.05, np.float32)
+    want = (a.astype(np.float64) @ b.astype(np.float64)) / np.float64(ys)
+    want = np.clip(want, -448, 448).astype(np.float32).astype(f8)
+    _check("QLinearMatMul", [("a", a), ("as", one), ("azp", np.zeros((), f8)), ("b", b), ("bs", one),
+                             ("bzp", np.zeros((), f8)), ("ys", ys), ("yzp", np.zeros((), f8))], opset=21,
+           expected=[want])
+
+
+def test_matmul_integer_long_k_is_exact():
+    # |a| * |b| up to 255 * 255 with K = 700: float32 partial sums would pass 2**24, so K is split into chunks
+    r = _rng("long-k")
+    a = r.integers(200, 256, (2, 3, 700)).astype(np.uint8)
+    b = r.integers(200, 256, (700, 5)).astype(np.uint8)
+    _check("MatMulInteger", [("a", a), ("b", b)], opset=10)
+    want = a.astype(np.int64) @ b.astype(np.int64)
+    assert want.max() > 2 ** 24
+    x = r.integers(0, 256, (1, 80, 3, 3)).astype(np.uint8)
+    w = r.integers(0, 256, (2, 80, 3, 3)).astype(np.uint8)
+    _check("ConvInteger", [("x", x), ("w", w)], opset=10)

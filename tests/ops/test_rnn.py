@@ -5,9 +5,8 @@ against onnxruntime instead (skipped, with the reason, when it is not installed)
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import engine
@@ -150,7 +149,13 @@ def test_float64():
     _check("LSTM", data, {"hidden_size": 4}, 14, tol=1e-10)
 
 
-def test_empty_batch_and_hidden_one():
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+def test_float16(op):
+    data = _data(op, 4, 2, 3, 4, 2, dtype=np.float16, h0=True)
+    _check(op, data, {"hidden_size": 4, "direction": "bidirectional"}, 14, tol=3e-3)
+
+
+def test_hidden_one():
     data = _data("RNN", 3, 1, 2, 1, 1)
     _check("RNN", data, {"hidden_size": 1}, 14)
 
