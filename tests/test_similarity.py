@@ -189,7 +189,7 @@ def _check_search(scores, rows, G, Q, k, atol, normalize=True):
         assert len(set(rows[j])) == len(rows[j])
 
 
-# m=1 and 3 use the per-query scan, 8 and 19 the GEMM path for f32/f16
+# m=1 and 3 use the per-query scan; 8 the GEMM path for f32 (scan for f16); 19 the GEMM path for f32 and f16
 @pytest.mark.parametrize("dtype", ["f32", "f16", "i8"])
 @pytest.mark.parametrize("m", [1, 3, 8, 19])
 @pytest.mark.parametrize("d", [7, 33, 128])
@@ -374,3 +374,26 @@ def test_gallery_load_rejects_bad_files(tmp_path):
             engine.Gallery.load(q)
     with pytest.raises(FileNotFoundError):
         engine.Gallery.load(tmp_path / "missing.egal")
+
+
+def test_gemm_path_off_switch_gives_the_same_results(tmp_path):
+    """ENGINE_SIM_GEMM_MIN_QUERIES=0 (read once per process) turns the GEMM path off: the scan path must return the
+    same rows and scores within the float32 bound."""
+    import subprocess
+    import sys
+
+    r = rng("offswitch")
+    G = r.standard_normal((3000, 77)).astype(np.float32)
+    Q = r.standard_normal((24, 77)).astype(np.float32)
+    np.save(tmp_path / "G.npy", G)
+    np.save(tmp_path / "Q.npy", Q)
+    code = ("import numpy as np, engine, sys; d = sys.argv[1]; G = np.load(d + '/G.npy'); Q = np.load(d + '/Q.npy');"
+            "s, i = engine.Gallery(G).search(Q, 9); np.save(d + '/s.npy', s); np.save(d + '/i.npy', i)")
+    env = dict(os.environ, ENGINE_SIM_GEMM_MIN_QUERIES="0")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, check=True, cwd=root)
+    s_scan, i_scan = np.load(tmp_path / "s.npy"), np.load(tmp_path / "i.npy")
+    s, i = engine.Gallery(G).search(Q, 9)  # 24 queries: the GEMM path in this process
+    np.testing.assert_allclose(s, s_scan, atol=tol.SIM_C * 85 * EPS * 4)
+    same = (i == i_scan).mean()
+    assert same > 0.99, same  # only near-ties may swap

@@ -235,89 +235,35 @@ void eng_l2norm_rows_f16_avx512(size_t m, size_t n, const uint16_t *x, size_t ld
   }
 }
 
+/* Gallery scans: one row at a time (one sequential memory stream; see sim_avx2.c for the measurement). */
 void eng_scan_f32_avx512(size_t rows, size_t d, const float *q, const float *g, size_t ldg, float *out) {
   assert(rows <= 1 || ldg >= d);
-  const __mmask16 k = tail_mask_avx512(d % 16);
-  const size_t d16 = d - d % 16;
-  for (size_t r = 0; r < rows; r += 4) {
-    const size_t nr = rows - r < 4 ? rows - r : 4;
-    const float *gr[4];
-    for (size_t j = 0; j < 4; j++) gr[j] = g + (r + (j < nr ? j : 0)) * ldg; /* short block: repeat row r */
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    size_t i = 0;
-    for (; i < d16; i += 16) {
-      __m512 qa = _mm512_loadu_ps(q + i);
-      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(gr[0] + i), qa, a0);
-      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(gr[1] + i), qa, a1);
-      a2 = _mm512_fmadd_ps(_mm512_loadu_ps(gr[2] + i), qa, a2);
-      a3 = _mm512_fmadd_ps(_mm512_loadu_ps(gr[3] + i), qa, a3);
-    }
-    if (i < d) {
-      __m512 qa = _mm512_maskz_loadu_ps(k, q + i);
-      a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, gr[0] + i), qa, a0);
-      a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, gr[1] + i), qa, a1);
-      a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, gr[2] + i), qa, a2);
-      a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, gr[3] + i), qa, a3);
-    }
-    float s[4] = {hsum_avx512(a0), hsum_avx512(a1), hsum_avx512(a2), hsum_avx512(a3)};
-    for (size_t j = 0; j < nr; j++) out[r + j] = s[j];
-  }
+  for (size_t r = 0; r < rows; r++) out[r] = eng_dot_f32_avx512(d, q, g + r * ldg);
 }
 
 void eng_scan_f16_avx512(size_t rows, size_t d, const float *q, const uint16_t *g, size_t ldg, float *out) {
   assert(rows <= 1 || ldg >= d);
   const __mmask16 k = tail_mask_avx512(d % 16);
-  for (size_t r = 0; r < rows; r += 4) {
-    const size_t nr = rows - r < 4 ? rows - r : 4;
-    const uint16_t *gr[4];
-    for (size_t j = 0; j < 4; j++) gr[j] = g + (r + (j < nr ? j : 0)) * ldg;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t r = 0; r < rows; r++) {
+    const uint16_t *p = g + r * ldg;
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     size_t i = 0;
-    for (; i + 16 <= d; i += 16) {
-      __m512 qa = _mm512_loadu_ps(q + i);
-      a0 = _mm512_fmadd_ps(load_f16_avx512(gr[0] + i), qa, a0);
-      a1 = _mm512_fmadd_ps(load_f16_avx512(gr[1] + i), qa, a1);
-      a2 = _mm512_fmadd_ps(load_f16_avx512(gr[2] + i), qa, a2);
-      a3 = _mm512_fmadd_ps(load_f16_avx512(gr[3] + i), qa, a3);
+    for (; i + 64 <= d; i += 64) {
+      s0 = _mm512_fmadd_ps(load_f16_avx512(p + i), _mm512_loadu_ps(q + i), s0);
+      s1 = _mm512_fmadd_ps(load_f16_avx512(p + i + 16), _mm512_loadu_ps(q + i + 16), s1);
+      s2 = _mm512_fmadd_ps(load_f16_avx512(p + i + 32), _mm512_loadu_ps(q + i + 32), s2);
+      s3 = _mm512_fmadd_ps(load_f16_avx512(p + i + 48), _mm512_loadu_ps(q + i + 48), s3);
     }
-    if (i < d) {
-      __m512 qa = _mm512_maskz_loadu_ps(k, q + i);
-      a0 = _mm512_fmadd_ps(load_f16_tail_avx512(gr[0] + i, d - i), qa, a0);
-      a1 = _mm512_fmadd_ps(load_f16_tail_avx512(gr[1] + i, d - i), qa, a1);
-      a2 = _mm512_fmadd_ps(load_f16_tail_avx512(gr[2] + i, d - i), qa, a2);
-      a3 = _mm512_fmadd_ps(load_f16_tail_avx512(gr[3] + i, d - i), qa, a3);
-    }
-    float s[4] = {hsum_avx512(a0), hsum_avx512(a1), hsum_avx512(a2), hsum_avx512(a3)};
-    for (size_t j = 0; j < nr; j++) out[r + j] = s[j];
+    for (; i + 16 <= d; i += 16) s0 = _mm512_fmadd_ps(load_f16_avx512(p + i), _mm512_loadu_ps(q + i), s0);
+    if (i < d) s1 = _mm512_fmadd_ps(load_f16_tail_avx512(p + i, d - i), _mm512_maskz_loadu_ps(k, q + i), s1);
+    out[r] = hsum_avx512(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
   }
 }
 
 void eng_scan_i8_avx512(size_t rows, size_t d, const int8_t *q, const int8_t *g, size_t ldg, int32_t *out) {
   assert(rows <= 1 || ldg >= d);
   assert(d <= ENG_SIM_I8_MAX_N);
-  for (size_t r = 0; r < rows; r += 4) {
-    const size_t nr = rows - r < 4 ? rows - r : 4;
-    const int8_t *gr[4];
-    for (size_t j = 0; j < 4; j++) gr[j] = g + (r + (j < nr ? j : 0)) * ldg;
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-    size_t i = 0;
-    for (; i + 32 <= d; i += 32) {
-      __m512i qa = load_i8_avx512(q + i);
-      MADD_ACC_AVX512(a0, load_i8_avx512(gr[0] + i), qa);
-      MADD_ACC_AVX512(a1, load_i8_avx512(gr[1] + i), qa);
-      MADD_ACC_AVX512(a2, load_i8_avx512(gr[2] + i), qa);
-      MADD_ACC_AVX512(a3, load_i8_avx512(gr[3] + i), qa);
-    }
-    if (i < d) {
-      __m512i qa = load_i8_tail_avx512(q + i, d - i);
-      MADD_ACC_AVX512(a0, load_i8_tail_avx512(gr[0] + i, d - i), qa);
-      MADD_ACC_AVX512(a1, load_i8_tail_avx512(gr[1] + i, d - i), qa);
-      MADD_ACC_AVX512(a2, load_i8_tail_avx512(gr[2] + i, d - i), qa);
-      MADD_ACC_AVX512(a3, load_i8_tail_avx512(gr[3] + i, d - i), qa);
-    }
-    int32_t s[4] = {hsum_i32_avx512(a0), hsum_i32_avx512(a1), hsum_i32_avx512(a2), hsum_i32_avx512(a3)};
-    for (size_t j = 0; j < nr; j++) out[r + j] = s[j];
-  }
+  for (size_t r = 0; r < rows; r++) out[r] = eng_dot_i8_avx512(d, q, g + r * ldg);
 }
 
 void eng_cvt_f16_f32_avx512(size_t n, const uint16_t *x, float *y) {
