@@ -397,3 +397,68 @@ def test_gemm_path_off_switch_gives_the_same_results(tmp_path):
     np.testing.assert_allclose(s, s_scan, atol=tol.SIM_C * 85 * EPS * 4)
     same = (i == i_scan).mean()
     assert same > 0.99, same  # only near-ties may swap
+
+
+@pytest.mark.parametrize("what", ["search", "cdist", "rows"])
+def test_gil_released(what):
+    """A Python thread keeps counting while the main thread is inside a long similarity call."""
+    import sys
+    import threading
+    import time
+
+    engine.set_num_threads(1)
+    r = rng("gil", what)
+    n = 20000
+    while True:  # size the call so it takes at least ~20 ms here (native or emulated)
+        G = r.standard_normal((n, 128)).astype(np.float32)
+        g = engine.Gallery(G) if what == "search" else None
+        Q = G[:64]
+        calls = {"search": lambda: g.search(Q, 5), "cdist": lambda: engine.cdist(Q, G),
+                 "rows": lambda: engine.cosine_similarity(G, G)}
+        fn = calls[what]
+        t0 = time.perf_counter()
+        fn()
+        if time.perf_counter() - t0 > 0.02 or n >= 640000:
+            break
+        n *= 2
+    counter = [0]
+    stop = threading.Event()
+
+    def count():
+        while not stop.is_set():
+            counter[0] += 1
+
+    t = threading.Thread(target=count)
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    try:
+        t.start()
+        time.sleep(0.01)
+        before = counter[0]
+        t0 = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - t0
+        during = counter[0] - before
+    finally:
+        stop.set()
+        t.join()
+        sys.setswitchinterval(old)
+    assert elapsed > 0.005, "call too short to tell"
+    assert during > 1000, f"counter advanced by {during} during a {elapsed * 1e3:.1f} ms {what}: GIL held?"
+
+
+def test_cli_search(tmp_path, capsys):
+    from engine.__main__ import main
+
+    r = rng("cli")
+    E = r.standard_normal((40, 24)).astype(np.float32)
+    np.save(tmp_path / "E.npy", E)
+    np.save(tmp_path / "ids.npy", np.arange(500, 540))
+    np.save(tmp_path / "Q.npy", E[[3, 7]])
+    gal = str(tmp_path / "g.egal")
+    assert main(["search", "--gallery", gal, "--enroll", str(tmp_path / "E.npy"), "--ids", str(tmp_path / "ids.npy"),
+                 "--dtype", "f16"]) == 0
+    assert main(["search", "--gallery", gal, str(tmp_path / "Q.npy"), "-k", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2].startswith("query 0: 503 (1.0") and out[-1].startswith("query 1: 507 (1.0")
+    assert engine.Gallery.load(gal).dtype == "f16"
