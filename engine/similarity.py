@@ -98,8 +98,8 @@ def _rows(x: np.ndarray) -> np.ndarray:
 
 
 _k._set_sim_general(_cosine_general)
-#: cosine_similarity(a, b): two vectors give a float; two 2-D batches of the same shape give the row-wise
-#: similarities (float32 array). float32, float16 or int8 (both the same dtype). Zero vectors give 0.
+# The public function is the Cython one (see its docstring): a Python wrapper would double the call overhead
+# of the single-pair case.
 cosine_similarity = _k.cosine_similarity_fast
 
 

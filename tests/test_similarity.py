@@ -189,7 +189,7 @@ def _check_search(scores, rows, G, Q, k, atol, normalize=True):
         assert len(set(rows[j])) == len(rows[j])
 
 
-# m=1 and 3 use the per-query scan, 8 and 19 the GEMM path for f32/f16
+# m=1 and 3 use the per-query scan; 8 the GEMM path for f32 (scan for f16); 19 the GEMM path for f32 and f16
 @pytest.mark.parametrize("dtype", ["f32", "f16", "i8"])
 @pytest.mark.parametrize("m", [1, 3, 8, 19])
 @pytest.mark.parametrize("d", [7, 33, 128])
@@ -374,3 +374,91 @@ def test_gallery_load_rejects_bad_files(tmp_path):
             engine.Gallery.load(q)
     with pytest.raises(FileNotFoundError):
         engine.Gallery.load(tmp_path / "missing.egal")
+
+
+def test_gemm_path_off_switch_gives_the_same_results(tmp_path):
+    """ENGINE_SIM_GEMM_MIN_QUERIES=0 (read once per process) turns the GEMM path off: the scan path must return the
+    same rows and scores within the float32 bound."""
+    import subprocess
+    import sys
+
+    r = rng("offswitch")
+    G = r.standard_normal((3000, 77)).astype(np.float32)
+    Q = r.standard_normal((24, 77)).astype(np.float32)
+    np.save(tmp_path / "G.npy", G)
+    np.save(tmp_path / "Q.npy", Q)
+    code = ("import numpy as np, engine, sys; d = sys.argv[1]; G = np.load(d + '/G.npy'); Q = np.load(d + '/Q.npy');"
+            "s, i = engine.Gallery(G).search(Q, 9); np.save(d + '/s.npy', s); np.save(d + '/i.npy', i)")
+    env = dict(os.environ, ENGINE_SIM_GEMM_MIN_QUERIES="0")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, check=True, cwd=root)
+    s_scan, i_scan = np.load(tmp_path / "s.npy"), np.load(tmp_path / "i.npy")
+    s, i = engine.Gallery(G).search(Q, 9)  # 24 queries: the GEMM path in this process
+    np.testing.assert_allclose(s, s_scan, atol=tol.SIM_C * 85 * EPS * 4)
+    same = (i == i_scan).mean()
+    assert same > 0.99, same  # only near-ties may swap
+
+
+@pytest.mark.parametrize("what", ["search", "cdist", "rows"])
+def test_gil_released(what):
+    """A Python thread keeps counting while the main thread is inside a long similarity call."""
+    import sys
+    import threading
+    import time
+
+    engine.set_num_threads(1)
+    r = rng("gil", what)
+    n = 20000
+    while True:  # size the call so it takes at least ~20 ms here (native or emulated)
+        G = r.standard_normal((n, 128)).astype(np.float32)
+        g = engine.Gallery(G) if what == "search" else None
+        Q = G[:64]
+        calls = {"search": lambda: g.search(Q, 5), "cdist": lambda: engine.cdist(Q, G),
+                 "rows": lambda: engine.cosine_similarity(G, G)}
+        fn = calls[what]
+        t0 = time.perf_counter()
+        fn()
+        if time.perf_counter() - t0 > 0.02 or n >= 640000:
+            break
+        n *= 2
+    counter = [0]
+    stop = threading.Event()
+
+    def count():
+        while not stop.is_set():
+            counter[0] += 1
+
+    t = threading.Thread(target=count)
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    try:
+        t.start()
+        time.sleep(0.01)
+        before = counter[0]
+        t0 = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - t0
+        during = counter[0] - before
+    finally:
+        stop.set()
+        t.join()
+        sys.setswitchinterval(old)
+    assert elapsed > 0.005, "call too short to tell"
+    assert during > 1000, f"counter advanced by {during} during a {elapsed * 1e3:.1f} ms {what}: GIL held?"
+
+
+def test_cli_search(tmp_path, capsys):
+    from engine.__main__ import main
+
+    r = rng("cli")
+    E = r.standard_normal((40, 24)).astype(np.float32)
+    np.save(tmp_path / "E.npy", E)
+    np.save(tmp_path / "ids.npy", np.arange(500, 540))
+    np.save(tmp_path / "Q.npy", E[[3, 7]])
+    gal = str(tmp_path / "g.egal")
+    assert main(["search", "--gallery", gal, "--enroll", str(tmp_path / "E.npy"), "--ids", str(tmp_path / "ids.npy"),
+                 "--dtype", "f16"]) == 0
+    assert main(["search", "--gallery", gal, str(tmp_path / "Q.npy"), "-k", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2].startswith("query 0: 503 (1.0") and out[-1].startswith("query 1: 507 (1.0")
+    assert engine.Gallery.load(gal).dtype == "f16"

@@ -64,9 +64,10 @@ cdef extern from "eng/eng_sim.h" nogil:
 
 SIM_I8_MAX_N = ENG_SIM_I8_MAX_N
 SIM_METRICS = {"cosine": 0, "dot": 1, "l2sq": 2}
-# A kernel call shorter than this many elements runs without releasing the GIL: a release/re-acquire pair
-# costs about as much as the whole 512-d cosine (measured ~40 ns vs ~35 ns on Zen 3), and no other thread
-# could make progress in that time anyway.
+# A single-pair call shorter than this many elements runs without releasing the GIL: releasing and re-acquiring
+# it (a thread-state swap and atomic operations, more if another thread is waiting for it) is a sizeable part of
+# a 512-d cosine that takes tens of nanoseconds, and no other thread could get much done in that time anyway.
+# Batched calls (rows, cdist, search) always release it.
 DEF _NOGIL_MIN = 16384
 
 cdef int _sim_dtype(cnp.ndarray x) except -1:
@@ -126,8 +127,15 @@ def sim_cos_pair(cnp.ndarray a not None, cnp.ndarray b not None):
 
 
 def cosine_similarity_fast(a, b):
-    """The call-overhead-critical case, two contiguous float32 vectors, answered here; everything else goes to
-    engine.similarity._cosine_general (which validates and explains errors)."""
+    """cosine_similarity(a, b) -> float | numpy.ndarray
+
+    Cosine similarity of two vectors (a float), or row-wise of two 2-D batches of the same shape (a float32
+    array). a and b: numpy arrays of the same dtype, float32, float16 or int8 (lists of numbers are read as
+    float32). A zero vector gives 0, never NaN; results are clamped to [-1, 1]. A dimension mismatch is a
+    ValueError, an unsupported dtype a TypeError.
+    """
+    # Two contiguous float32 vectors (the call-overhead-critical case) are answered here; everything else goes to
+    # engine.similarity._cosine_general, which validates and explains errors.
     cdef cnp.ndarray x, y
     cdef size_t n
     if type(a) is np.ndarray and type(b) is np.ndarray:

@@ -1,5 +1,5 @@
 """Ops outside the main families: losses (NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss), CumProd,
-BitCast, TensorScatter, and the small ai.onnx.ml ops. Ops the ONNX spec defines as functions (Shrink, SwiGLU,
+BitCast, and the small ai.onnx.ml ops. Ops the ONNX spec defines as functions (Shrink, SwiGLU,
 CausalConvWithState, LinearAttention...) are expanded by the loader instead."""
 from __future__ import annotations
 
@@ -90,35 +90,6 @@ def bitcast(ctx: NodeCtx):
             raise ValueError(f"BitCast from {x.dtype} ({x.dtype.itemsize * 8} bits) to {to} "
                              f"({to.itemsize * 8} bits): the widths differ")
         return ((x if x.flags.c_contiguous else x.copy()).view(to),)  # (ascontiguousarray makes 0-d 1-d)
-    return run
-
-
-@register("TensorScatter", shape_inputs=())
-def tensor_scatter(ctx: NodeCtx):
-    mode = ctx.attr_str("mode", "linear")
-    if mode not in ("linear", "circular"):
-        raise Unsupported(f"mode {mode!r}")
-    axis0 = ctx.attr("axis", -2)
-
-    def run(past, update, write_indices=None):
-        ax = axis0 % past.ndim
-        if ax == 0:
-            raise ValueError("TensorScatter: axis must not be the batch axis 0")
-        out = past.copy()
-        b = past.shape[0]
-        max_len = past.shape[ax]
-        seq = update.shape[ax]
-        idx = np.zeros(b, np.int64) if write_indices is None else np.asarray(write_indices, np.int64)
-        for n in range(b):
-            pos = idx[n] + np.arange(seq)
-            if mode == "circular":
-                pos = pos % max_len
-            elif seq and (pos[0] < 0 or pos[-1] >= max_len):
-                raise ValueError(f"TensorScatter: write index {idx[n]} + {seq} runs past {max_len}")
-            src = np.moveaxis(update[n], ax - 1, 0)
-            dst = np.moveaxis(out[n], ax - 1, 0)
-            dst[pos] = src
-        return (out,)
     return run
 
 

@@ -122,7 +122,9 @@ mode_avx512_emu() {
   compile "$out" "-DENG_COMPILED_SCALAR -DENG_COMPILED_AVX2 -DENG_COMPILED_AVX512 -DENG_TEST_AVX2 -DENG_TEST_AVX512 -DENG_TEST_FORCE" \
     "${CORE_SRCS[@]}" tests/c/test_kernels.c tests/c/test_sim.c || return 1
   $CC "${COMMON[@]}" "${OBJS[@]}" -o "$out/test_kernels" -lm || return 1
-  "$out/test_kernels" avx512
+  "$out/test_kernels" avx512 || return 1
+  echo "-- again with the AVX512-VNNI int8 path (ENG_TEST_FORCE_VNNI=1; SIMDe's vpdpbusd)"
+  ENG_TEST_FORCE_VNNI=1 "$out/test_kernels" avx512
 }
 
 # Every source (scalar, neon, core) with the same AArch64 baseline flags; NEON needs no extra flag there.

@@ -1,7 +1,8 @@
 /* sim_avx512.c: similarity kernels.  ISA: avx512 (-mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
  * -mf16c).  Scalar twins: sim_scalar.c.  Same structure as sim_avx2.c with 16 lanes: f32 with masked-load
  * tails (no read past the end), f16 widened by vcvtph2ps, i8 sign-extended to int16 and summed in int32 by
- * vpmaddwd (exact, so bitwise the scalar result). Not run natively on the development machine (no AVX-512):
+ * vpmaddwd, or on CPUs with AVX512-VNNI (detected once) by vpdpbusd: a + 128 as u8 times b, minus 128 sum(b)
+ * (also one vpdpbusd), 64 products per instruction. Both are exact, so bitwise the scalar result. Not run natively on the development machine (no AVX-512):
  * tests/c/run_ctests.sh avx512-emu runs this file through SIMDe. */
 #include <assert.h>
 #include <string.h>
@@ -160,8 +161,59 @@ float eng_cos_f16_avx512(size_t n, const uint16_t *a, const uint16_t *b) {
   return eng_sim_cos_finish(hsum_avx512(ab), hsum_avx512(aa), hsum_avx512(bb));
 }
 
-int32_t eng_dot_i8_avx512(size_t n, const int8_t *a, const int8_t *b) {
-  assert(n <= ENG_SIM_I8_MAX_N);
+/* ---- i8 dot products: vpmaddwd everywhere, vpdpbusd where AVX512-VNNI is present ---- */
+#if defined(ENG_SIMDE_EMULATION)
+#include <stdlib.h>
+/* The emulation build runs on a CPU without VNNI: ENG_TEST_FORCE_VNNI=1 selects SIMDe's vpdpbusd so that
+ * run_ctests.sh avx512-emu can test that path too. */
+static int has_vnni_avx512(void) {
+  static int v = -1;
+  if (v < 0) {
+    const char *e = getenv("ENG_TEST_FORCE_VNNI");
+    v = e && e[0] == '1';
+  }
+  return v;
+}
+#define VNNI_TARGET_AVX512
+#define dpbusd_avx512(acc, a, b) simde_mm512_dpbusd_epi32((acc), (a), (b))
+#else
+#include <stdatomic.h>
+static atomic_int g_vnni_avx512 = -1;
+static inline int has_vnni_avx512(void) {
+  int v = atomic_load_explicit(&g_vnni_avx512, memory_order_relaxed);
+  if (v < 0) {
+    v = (eng_cpu_features() & ENG_CPU_AVX512VNNI) != 0;
+    atomic_store_explicit(&g_vnni_avx512, v, memory_order_relaxed);
+  }
+  return v;
+}
+#define VNNI_TARGET_AVX512 __attribute__((target("avx512vnni")))
+#define dpbusd_avx512(acc, a, b) _mm512_dpbusd_epi32((acc), (a), (b))
+#endif /* ENG_SIMDE_EMULATION */
+
+/* sum a[i] b[i] by vpdpbusd (u8 x s8): (a + 128) b summed, minus 128 sum(b). n <= 2^16 keeps both sums inside
+ * int32: |sum (a + 128) b| <= 2^16 * 255 * 128 < 2^31. */
+VNNI_TARGET_AVX512 static int32_t dot_i8_vnni_avx512(size_t n, const int8_t *a, const int8_t *b) {
+  const __m512i flip = _mm512_set1_epi8((char)0x80), ones = _mm512_set1_epi8(1);
+  __m512i acc = _mm512_setzero_si512(), sb = acc;
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m512i vb = _mm512_loadu_si512((const void *)(b + i));
+    acc = dpbusd_avx512(acc, _mm512_xor_si512(_mm512_loadu_si512((const void *)(a + i)), flip), vb);
+    sb = dpbusd_avx512(sb, ones, vb);
+  }
+  if (i < n) { /* zero padding: b's zeros make the padded products 0 */
+    int8_t ta[64] = {0}, tb[64] = {0};
+    memcpy(ta, a + i, n - i);
+    memcpy(tb, b + i, n - i);
+    __m512i vb = _mm512_loadu_si512((const void *)tb);
+    acc = dpbusd_avx512(acc, _mm512_xor_si512(_mm512_loadu_si512((const void *)ta), flip), vb);
+    sb = dpbusd_avx512(sb, ones, vb);
+  }
+  return hsum_i32_avx512(acc) - 128 * hsum_i32_avx512(sb);
+}
+
+static int32_t dot_i8_madd_avx512(size_t n, const int8_t *a, const int8_t *b) {
   __m512i s0 = _mm512_setzero_si512();
   size_t i = 0;
   for (; i + 32 <= n; i += 32) MADD_ACC_AVX512(s0, load_i8_avx512(a + i), load_i8_avx512(b + i));
@@ -169,8 +221,18 @@ int32_t eng_dot_i8_avx512(size_t n, const int8_t *a, const int8_t *b) {
   return hsum_i32_avx512(s0);
 }
 
+static inline int32_t dot_i8_any_avx512(size_t n, const int8_t *a, const int8_t *b) {
+  return has_vnni_avx512() ? dot_i8_vnni_avx512(n, a, b) : dot_i8_madd_avx512(n, a, b);
+}
+
+int32_t eng_dot_i8_avx512(size_t n, const int8_t *a, const int8_t *b) {
+  assert(n <= ENG_SIM_I8_MAX_N);
+  return dot_i8_any_avx512(n, a, b);
+}
+
 int32_t eng_sqnorm_i8_avx512(size_t n, const int8_t *a) {
   assert(n <= ENG_SIM_I8_MAX_N);
+  if (has_vnni_avx512()) return dot_i8_vnni_avx512(n, a, a);
   __m512i s0 = _mm512_setzero_si512();
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
@@ -186,6 +248,8 @@ int32_t eng_sqnorm_i8_avx512(size_t n, const int8_t *a) {
 
 float eng_cos_i8_avx512(size_t n, const int8_t *a, const int8_t *b) {
   assert(n <= ENG_SIM_I8_MAX_N);
+  if (has_vnni_avx512())
+    return eng_sim_cos_finish_i32(dot_i8_vnni_avx512(n, a, b), dot_i8_vnni_avx512(n, a, a), dot_i8_vnni_avx512(n, b, b));
   __m512i ab = _mm512_setzero_si512(), aa = ab, bb = ab;
   for (size_t i = 0; i < n; i += 32) {
     __m512i x, y;
@@ -235,89 +299,35 @@ void eng_l2norm_rows_f16_avx512(size_t m, size_t n, const uint16_t *x, size_t ld
   }
 }
 
+/* Gallery scans: one row at a time (one sequential memory stream; see sim_avx2.c for the measurement). */
 void eng_scan_f32_avx512(size_t rows, size_t d, const float *q, const float *g, size_t ldg, float *out) {
   assert(rows <= 1 || ldg >= d);
-  const __mmask16 k = tail_mask_avx512(d % 16);
-  const size_t d16 = d - d % 16;
-  for (size_t r = 0; r < rows; r += 4) {
-    const size_t nr = rows - r < 4 ? rows - r : 4;
-    const float *gr[4];
-    for (size_t j = 0; j < 4; j++) gr[j] = g + (r + (j < nr ? j : 0)) * ldg; /* short block: repeat row r */
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    size_t i = 0;
-    for (; i < d16; i += 16) {
-      __m512 qa = _mm512_loadu_ps(q + i);
-      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(gr[0] + i), qa, a0);
-      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(gr[1] + i), qa, a1);
-      a2 = _mm512_fmadd_ps(_mm512_loadu_ps(gr[2] + i), qa, a2);
-      a3 = _mm512_fmadd_ps(_mm512_loadu_ps(gr[3] + i), qa, a3);
-    }
-    if (i < d) {
-      __m512 qa = _mm512_maskz_loadu_ps(k, q + i);
-      a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, gr[0] + i), qa, a0);
-      a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, gr[1] + i), qa, a1);
-      a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, gr[2] + i), qa, a2);
-      a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, gr[3] + i), qa, a3);
-    }
-    float s[4] = {hsum_avx512(a0), hsum_avx512(a1), hsum_avx512(a2), hsum_avx512(a3)};
-    for (size_t j = 0; j < nr; j++) out[r + j] = s[j];
-  }
+  for (size_t r = 0; r < rows; r++) out[r] = eng_dot_f32_avx512(d, q, g + r * ldg);
 }
 
 void eng_scan_f16_avx512(size_t rows, size_t d, const float *q, const uint16_t *g, size_t ldg, float *out) {
   assert(rows <= 1 || ldg >= d);
   const __mmask16 k = tail_mask_avx512(d % 16);
-  for (size_t r = 0; r < rows; r += 4) {
-    const size_t nr = rows - r < 4 ? rows - r : 4;
-    const uint16_t *gr[4];
-    for (size_t j = 0; j < 4; j++) gr[j] = g + (r + (j < nr ? j : 0)) * ldg;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t r = 0; r < rows; r++) {
+    const uint16_t *p = g + r * ldg;
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     size_t i = 0;
-    for (; i + 16 <= d; i += 16) {
-      __m512 qa = _mm512_loadu_ps(q + i);
-      a0 = _mm512_fmadd_ps(load_f16_avx512(gr[0] + i), qa, a0);
-      a1 = _mm512_fmadd_ps(load_f16_avx512(gr[1] + i), qa, a1);
-      a2 = _mm512_fmadd_ps(load_f16_avx512(gr[2] + i), qa, a2);
-      a3 = _mm512_fmadd_ps(load_f16_avx512(gr[3] + i), qa, a3);
+    for (; i + 64 <= d; i += 64) {
+      s0 = _mm512_fmadd_ps(load_f16_avx512(p + i), _mm512_loadu_ps(q + i), s0);
+      s1 = _mm512_fmadd_ps(load_f16_avx512(p + i + 16), _mm512_loadu_ps(q + i + 16), s1);
+      s2 = _mm512_fmadd_ps(load_f16_avx512(p + i + 32), _mm512_loadu_ps(q + i + 32), s2);
+      s3 = _mm512_fmadd_ps(load_f16_avx512(p + i + 48), _mm512_loadu_ps(q + i + 48), s3);
     }
-    if (i < d) {
-      __m512 qa = _mm512_maskz_loadu_ps(k, q + i);
-      a0 = _mm512_fmadd_ps(load_f16_tail_avx512(gr[0] + i, d - i), qa, a0);
-      a1 = _mm512_fmadd_ps(load_f16_tail_avx512(gr[1] + i, d - i), qa, a1);
-      a2 = _mm512_fmadd_ps(load_f16_tail_avx512(gr[2] + i, d - i), qa, a2);
-      a3 = _mm512_fmadd_ps(load_f16_tail_avx512(gr[3] + i, d - i), qa, a3);
-    }
-    float s[4] = {hsum_avx512(a0), hsum_avx512(a1), hsum_avx512(a2), hsum_avx512(a3)};
-    for (size_t j = 0; j < nr; j++) out[r + j] = s[j];
+    for (; i + 16 <= d; i += 16) s0 = _mm512_fmadd_ps(load_f16_avx512(p + i), _mm512_loadu_ps(q + i), s0);
+    if (i < d) s1 = _mm512_fmadd_ps(load_f16_tail_avx512(p + i, d - i), _mm512_maskz_loadu_ps(k, q + i), s1);
+    out[r] = hsum_avx512(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
   }
 }
 
 void eng_scan_i8_avx512(size_t rows, size_t d, const int8_t *q, const int8_t *g, size_t ldg, int32_t *out) {
   assert(rows <= 1 || ldg >= d);
   assert(d <= ENG_SIM_I8_MAX_N);
-  for (size_t r = 0; r < rows; r += 4) {
-    const size_t nr = rows - r < 4 ? rows - r : 4;
-    const int8_t *gr[4];
-    for (size_t j = 0; j < 4; j++) gr[j] = g + (r + (j < nr ? j : 0)) * ldg;
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-    size_t i = 0;
-    for (; i + 32 <= d; i += 32) {
-      __m512i qa = load_i8_avx512(q + i);
-      MADD_ACC_AVX512(a0, load_i8_avx512(gr[0] + i), qa);
-      MADD_ACC_AVX512(a1, load_i8_avx512(gr[1] + i), qa);
-      MADD_ACC_AVX512(a2, load_i8_avx512(gr[2] + i), qa);
-      MADD_ACC_AVX512(a3, load_i8_avx512(gr[3] + i), qa);
-    }
-    if (i < d) {
-      __m512i qa = load_i8_tail_avx512(q + i, d - i);
-      MADD_ACC_AVX512(a0, load_i8_tail_avx512(gr[0] + i, d - i), qa);
-      MADD_ACC_AVX512(a1, load_i8_tail_avx512(gr[1] + i, d - i), qa);
-      MADD_ACC_AVX512(a2, load_i8_tail_avx512(gr[2] + i, d - i), qa);
-      MADD_ACC_AVX512(a3, load_i8_tail_avx512(gr[3] + i, d - i), qa);
-    }
-    int32_t s[4] = {hsum_i32_avx512(a0), hsum_i32_avx512(a1), hsum_i32_avx512(a2), hsum_i32_avx512(a3)};
-    for (size_t j = 0; j < nr; j++) out[r + j] = s[j];
-  }
+  for (size_t r = 0; r < rows; r++) out[r] = dot_i8_any_avx512(d, q, g + r * ldg);
 }
 
 void eng_cvt_f16_f32_avx512(size_t n, const uint16_t *x, float *y) {

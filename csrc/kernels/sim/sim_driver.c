@@ -16,8 +16,25 @@
  * while every query's scan (or the GEMM) passes over it: the gallery is read from memory once per search. */
 #define SIM_BLOCK_BYTES ((size_t)192 * 1024)
 /* From this many queries on, an f32/f16 gallery block is multiplied with all queries at once by the GEMM
- * micro-kernels (compute-bound) instead of one scan per query (bound by L2 bandwidth). Measured on Zen 3. */
-#define SIM_GEMM_MIN_QUERIES 8
+ * micro-kernels (compute-bound) instead of one scan per query (bound by L2 bandwidth). Measured on Zen 3 (1 thread,
+ * 50k x 512, CPU time, ms; scan / GEMM): f32 m=4 12.1/16.3, m=6 18.7/17.4; f16 m=8 16.0/17.2, m=12 22.8/20.2 (the
+ * GEMM costs about the same for 2..8 queries: its tiles are 16 queries wide). ENGINE_SIM_GEMM_MIN_QUERIES
+ * overrides both (0 turns the GEMM path off: the off switch for bisecting). */
+#define SIM_GEMM_MIN_QUERIES_F32 6
+#define SIM_GEMM_MIN_QUERIES_F16 10
+/* Gallery bytes (as f32) per GEMM block; ENGINE_SIM_GEMM_ROWS sets the rows directly. The block is the GEMM's A,
+ * read in place by the micro-kernel (an f16 block is first widened into a per-thread buffer), so it need not fit
+ * in L2; a taller block amortizes packing the queries (the GEMM's B) once per block. Measured on Zen 3 (1 thread,
+ * d = 512, 64 queries, CPU time): 96 rows 61-63 GFLOP/s, 300 and 1020 rows 61-73, 3000 rows 62-65 (+-10% noise). */
+#define SIM_GEMM_BLOCK_BYTES ((size_t)1 << 20)
+
+static size_t env_size(const char *name, size_t dflt) {
+  const char *e = getenv(name);
+  if (!e || !*e) return dflt;
+  char *end;
+  unsigned long long v = strtoull(e, &end, 10);
+  return *end ? dflt : (size_t)v;
+}
 /* Rows per thread below which splitting the gallery costs more than it gains. */
 #define SIM_MIN_ROWS_PER_TASK 2048
 
@@ -288,9 +305,16 @@ eng_status_t eng_sim_search(const eng_kernels_t *kt, const eng_sim_search_args_t
   memset(&c, 0, sizeof c);
   c.kt = kt;
   c.a = a;
-  c.use_gemm = a->dtype != ENG_SIM_I8 && m >= SIM_GEMM_MIN_QUERIES;
-  size_t rb = SIM_BLOCK_BYTES / (d * (c.use_gemm ? 4 : dtype_size(a->dtype)));
-  if (c.use_gemm) rb = ENG_MAX(rb / 6 * 6, (size_t)48); /* whole 6-row GEMM tiles; enough rows to amortize packing Q */
+  static size_t gemm_min_q = (size_t)-2, gemm_rows = 0; /* read once; a race only rereads the same values */
+  if (gemm_min_q == (size_t)-2) {
+    gemm_rows = env_size("ENGINE_SIM_GEMM_ROWS", 0);                /* 0: from SIM_GEMM_BLOCK_BYTES and d */
+    gemm_min_q = env_size("ENGINE_SIM_GEMM_MIN_QUERIES", (size_t)-1); /* -1: the per-dtype defaults */
+  }
+  size_t min_q = gemm_min_q != (size_t)-1 ? gemm_min_q
+                 : (a->dtype == ENG_SIM_F32 ? SIM_GEMM_MIN_QUERIES_F32 : SIM_GEMM_MIN_QUERIES_F16);
+  c.use_gemm = a->dtype != ENG_SIM_I8 && min_q > 0 && m >= min_q;
+  size_t rb = c.use_gemm ? (gemm_rows ? gemm_rows : ENG_MAX(SIM_GEMM_BLOCK_BYTES / (4 * d) / 6 * 6, (size_t)48))
+                         : SIM_BLOCK_BYTES / (d * dtype_size(a->dtype));
   rb = ENG_MAX(rb, (size_t)4);
   c.rb = rb;
 

@@ -197,30 +197,10 @@ void eng_l2norm_rows_f16_neon(size_t m, size_t n, const uint16_t *x, size_t ldx,
   }
 }
 
+/* Gallery scans: one row at a time (one sequential memory stream; see sim_avx2.c). */
 void eng_scan_f32_neon(size_t rows, size_t d, const float *q, const float *g, size_t ldg, float *out) {
   assert(rows <= 1 || ldg >= d);
-  size_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const float *g0 = g + r * ldg, *g1 = g0 + ldg, *g2 = g1 + ldg, *g3 = g2 + ldg;
-    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
-    size_t i = 0;
-    for (; i + 4 <= d; i += 4) {
-      float32x4_t qa = vld1q_f32(q + i);
-      a0 = vfmaq_f32(a0, vld1q_f32(g0 + i), qa);
-      a1 = vfmaq_f32(a1, vld1q_f32(g1 + i), qa);
-      a2 = vfmaq_f32(a2, vld1q_f32(g2 + i), qa);
-      a3 = vfmaq_f32(a3, vld1q_f32(g3 + i), qa);
-    }
-    float s0 = vaddvq_f32(a0), s1 = vaddvq_f32(a1), s2 = vaddvq_f32(a2), s3 = vaddvq_f32(a3);
-    for (; i < d; i++) {
-      s0 += g0[i] * q[i];
-      s1 += g1[i] * q[i];
-      s2 += g2[i] * q[i];
-      s3 += g3[i] * q[i];
-    }
-    out[r] = s0, out[r + 1] = s1, out[r + 2] = s2, out[r + 3] = s3;
-  }
-  for (; r < rows; r++) out[r] = eng_dot_f32_neon(d, q, g + r * ldg);
+  for (size_t r = 0; r < rows; r++) out[r] = eng_dot_f32_neon(d, q, g + r * ldg);
 }
 
 void eng_scan_f16_neon(size_t rows, size_t d, const float *q, const uint16_t *g, size_t ldg, float *out) {
