@@ -1,7 +1,7 @@
-/* act_avx2.c: bias + activation epilogue and elementwise activation.  ISA: avx2 (-mavx2 -mfma -mf16c).
- * Must match act_scalar.c (eng_bias_act_f32_scalar, eng_act_f32_scalar); hardsigmoid bitwise (no FMA); tanh, elu,
- * softplus, exp use the approximations of simd_avx2.h (a few ulp): exact for relu/clip/leaky_relu/hardswish up to FMA
- * rounding; sigmoid/silu/gelu use the approximations of simd_avx2.h (a few ulp, see tests/tolerances.py).
+/* act_avx2.c: bias + activation epilogue (eng_bias_act_f32_avx2) and elementwise activation (eng_act_f32_avx2).
+ * ISA: avx2 (-mavx2 -mfma -mf16c). Must match act_scalar.c (eng_bias_act_f32_scalar, eng_act_f32_scalar): exact for
+ * relu/clip/leaky_relu and hardsigmoid (mul then add, no FMA), hardswish up to FMA rounding; sigmoid, silu, gelu,
+ * gelu_tanh, tanh, elu, softplus and exp use the approximations of simd_avx2.h (a few ulp, see tests/tolerances.py).
  * NaN inputs give NaN outputs for every activation. */
 #include "eng/eng_kernels.h"
 #include "../../simd/simd_avx2.h"
