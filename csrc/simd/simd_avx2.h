@@ -48,7 +48,7 @@ static inline __m256 sigmoid_avx2(__m256 x) {
   const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
   __m256 e = exp_avx2(_mm256_or_ps(x, sign)); /* exp(-|x|) in (0, 1] */
   __m256 d = _mm256_add_ps(one, e);
-  __m256 pos = _mm256_div_ps(one, d), neg = _mm256_div_ps(e, d);
+  __m256 pos = _mm256_div_ps(one, d), neg = _mm256_mul_ps(e, pos); /* one division: e * (1/d), <= 1 ulp more */
   return _mm256_blendv_ps(pos, neg, x); /* blendv picks by the sign bit of x */
 }
 
@@ -109,22 +109,27 @@ static inline __m256 expm1_neg_avx2(__m256 x0) {
   return _mm256_fmadd_ps(sc, q, _mm256_sub_ps(sc, _mm256_set1_ps(1.0f)));
 }
 
-/* tanh(x): Cephes tanhf. |x| < 0.625: x + x^3 P(x^2); else sign(x) (1 - 2 / (exp(2|x|) + 1)), which goes to 1
- * without overflow (exp -> inf). About 2 ulp. */
-static inline __m256 tanh_avx2(__m256 x) {
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  __m256 ax = _mm256_andnot_ps(sign, x);
-  __m256 z = _mm256_mul_ps(x, x);
-  __m256 p = _mm256_set1_ps(-5.70498872745E-3f);
-  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954E-2f));
-  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531E-2f));
-  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036E-1f));
-  p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422E-1f));
-  __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), x, x);
-  __m256 e = exp_avx2(_mm256_add_ps(ax, ax));
-  __m256 big = _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
-  big = _mm256_or_ps(big, _mm256_and_ps(x, sign)); /* big >= 0: copy the sign of x */
-  return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
+/* tanh(x) as x P(x^2) / Q(x^2) on x clamped to +-7.9053 (Eigen's ptanh_float rational approximation, degree 13/6;
+ * x itself below |x| < 4e-4): one division, no exp. Max error 3.9e-7 absolute and relative (measured, float32
+ * evaluation against float64 tanh on [-10, 10]). NaN gives garbage (callers restore it). */
+static inline __m256 tanh_avx2(__m256 x0) {
+  const __m256 c = _mm256_set1_ps(7.90531110763549805f);
+  __m256 x = _mm256_min_ps(_mm256_max_ps(x0, _mm256_sub_ps(_mm256_setzero_ps(), c)), c);
+  __m256 x2 = _mm256_mul_ps(x, x);
+  __m256 p = _mm256_set1_ps(-2.76076847742355e-16f);
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(2.00018790482477e-13f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-8.60467152213735e-11f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(5.12229709037114e-08f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(1.48572235717979e-05f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(6.37261928875436e-04f));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(4.89352455891786e-03f));
+  p = _mm256_mul_ps(p, x);
+  __m256 q = _mm256_set1_ps(1.19825839466702e-06f);
+  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(1.18534705686654e-04f));
+  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(2.26843463243900e-03f));
+  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(4.89352518554385e-03f));
+  __m256 tiny = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), x0), _mm256_set1_ps(0.0004f), _CMP_LT_OQ);
+  return _mm256_blendv_ps(_mm256_div_ps(p, q), x0, tiny);
 }
 
 /* log1p(u) for u in [0, 1] (softplus): Cephes logf on 1 + u = 2^e (1 + f), with f taken from u without rounding

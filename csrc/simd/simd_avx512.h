@@ -102,7 +102,7 @@ static inline __m512 sigmoid_avx512(__m512 x) {
   const __m512 one = _mm512_set1_ps(1.0f);
   __m512 e = exp_avx512(_mm512_or_ps(x, _mm512_set1_ps(-0.0f))); /* exp(-|x|) in (0, 1] */
   __m512 d = _mm512_add_ps(one, e);
-  __m512 pos = _mm512_div_ps(one, d), neg = _mm512_div_ps(e, d);
+  __m512 pos = _mm512_div_ps(one, d), neg = _mm512_mul_ps(e, pos); /* one division, as sigmoid_avx2 */
   return _mm512_mask_blend_ps(sign_mask_avx512(x), pos, neg); /* by the sign bit, as blendv in the twin */
 }
 
@@ -162,21 +162,27 @@ static inline __m512 expm1_neg_avx512(__m512 x0) {
   return _mm512_fmadd_ps(sc, q, _mm512_sub_ps(sc, _mm512_set1_ps(1.0f)));
 }
 
-/* tanh(x), Cephes tanhf. Twin of tanh_avx2. */
-static inline __m512 tanh_avx512(__m512 x) {
-  const __m512 sign = _mm512_set1_ps(-0.0f);
-  __m512 ax = _mm512_andnot_ps(sign, x);
-  __m512 z = _mm512_mul_ps(x, x);
-  __m512 p = _mm512_set1_ps(-5.70498872745E-3f);
-  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(2.06390887954E-2f));
-  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531E-2f));
-  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036E-1f));
-  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422E-1f));
-  __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), x, x);
-  __m512 e = exp_avx512(_mm512_add_ps(ax, ax));
-  __m512 big = _mm512_sub_ps(_mm512_set1_ps(1.0f), _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
-  big = _mm512_or_ps(big, _mm512_and_ps(x, sign));
-  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ), big, small);
+/* tanh(x), twin of tanh_avx2: as x P(x^2) / Q(x^2) on x clamped to +-7.9053 (Eigen's ptanh_float rational approximation, degree 13/6;
+ * x itself below |x| < 4e-4): one division, no exp. Max error 3.9e-7 absolute and relative (measured, float32
+ * evaluation against float64 tanh on [-10, 10]). NaN gives garbage (callers restore it). */
+static inline __m512 tanh_avx512(__m512 x0) {
+  const __m512 c = _mm512_set1_ps(7.90531110763549805f);
+  __m512 x = _mm512_min_ps(_mm512_max_ps(x0, _mm512_sub_ps(_mm512_setzero_ps(), c)), c);
+  __m512 x2 = _mm512_mul_ps(x, x);
+  __m512 p = _mm512_set1_ps(-2.76076847742355e-16f);
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(2.00018790482477e-13f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-8.60467152213735e-11f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(5.12229709037114e-08f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(1.48572235717979e-05f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(6.37261928875436e-04f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(4.89352455891786e-03f));
+  p = _mm512_mul_ps(p, x);
+  __m512 q = _mm512_set1_ps(1.19825839466702e-06f);
+  q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(1.18534705686654e-04f));
+  q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(2.26843463243900e-03f));
+  q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(4.89352518554385e-03f));
+  __mmask16 tiny = _mm512_cmp_ps_mask(_mm512_andnot_ps(_mm512_set1_ps(-0.0f), x0), _mm512_set1_ps(0.0004f), _CMP_LT_OQ);
+  return _mm512_mask_mov_ps(_mm512_div_ps(p, q), tiny, x0);
 }
 
 /* log1p(u) for u in [0, 1]. Twin of log1p01_avx2. */

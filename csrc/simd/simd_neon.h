@@ -68,7 +68,7 @@ static inline float32x4_t sigmoid_neon(float32x4_t x) {
   const float32x4_t one = vdupq_n_f32(1.0f);
   float32x4_t e = exp_neon(vnegq_f32(vabsq_f32(x))); /* exp(-|x|) in (0, 1] */
   float32x4_t d = vaddq_f32(one, e);
-  float32x4_t pos = vdivq_f32(one, d), neg = vdivq_f32(e, d);
+  float32x4_t pos = vdivq_f32(one, d), neg = vmulq_f32(e, pos); /* one division, as sigmoid_avx2 */
   return vbslq_f32(sign_mask_neon(x), neg, pos); /* pick by the sign bit of x, as blendv does */
 }
 
@@ -127,20 +127,27 @@ static inline float32x4_t expm1_neg_neon(float32x4_t x0) {
   return vfmaq_f32(vsubq_f32(sc, vdupq_n_f32(1.0f)), sc, q);
 }
 
-/* tanh(x), Cephes tanhf. Twin of tanh_avx2. */
-static inline float32x4_t tanh_neon(float32x4_t x) {
-  float32x4_t ax = vabsq_f32(x);
-  float32x4_t z = vmulq_f32(x, x);
-  float32x4_t p = vdupq_n_f32(-5.70498872745E-3f);
-  p = vfmaq_f32(vdupq_n_f32(2.06390887954E-2f), p, z);
-  p = vfmaq_f32(vdupq_n_f32(-5.37397155531E-2f), p, z);
-  p = vfmaq_f32(vdupq_n_f32(1.33314422036E-1f), p, z);
-  p = vfmaq_f32(vdupq_n_f32(-3.33332819422E-1f), p, z);
-  float32x4_t small = vfmaq_f32(x, vmulq_f32(p, z), x);
-  float32x4_t e = exp_neon(vaddq_f32(ax, ax));
-  float32x4_t big = vsubq_f32(vdupq_n_f32(1.0f), vdivq_f32(vdupq_n_f32(2.0f), vaddq_f32(e, vdupq_n_f32(1.0f))));
-  big = vbslq_f32(vdupq_n_u32(0x80000000u), x, big); /* the sign of x, the magnitude of big */
-  return vbslq_f32(vcltq_f32(ax, vdupq_n_f32(0.625f)), small, big);
+/* tanh(x), twin of tanh_avx2: as x P(x^2) / Q(x^2) on x clamped to +-7.9053 (Eigen's ptanh_float rational approximation, degree 13/6;
+ * x itself below |x| < 4e-4): one division, no exp. Max error 3.9e-7 absolute and relative (measured, float32
+ * evaluation against float64 tanh on [-10, 10]). NaN gives garbage (callers restore it). */
+static inline float32x4_t tanh_neon(float32x4_t x0) {
+  const float32x4_t c = vdupq_n_f32(7.90531110763549805f);
+  float32x4_t x = vminq_f32(vmaxq_f32(x0, vnegq_f32(c)), c);
+  float32x4_t x2 = vmulq_f32(x, x);
+  float32x4_t p = vdupq_n_f32(-2.76076847742355e-16f);
+  p = vfmaq_f32(vdupq_n_f32(2.00018790482477e-13f), p, x2);
+  p = vfmaq_f32(vdupq_n_f32(-8.60467152213735e-11f), p, x2);
+  p = vfmaq_f32(vdupq_n_f32(5.12229709037114e-08f), p, x2);
+  p = vfmaq_f32(vdupq_n_f32(1.48572235717979e-05f), p, x2);
+  p = vfmaq_f32(vdupq_n_f32(6.37261928875436e-04f), p, x2);
+  p = vfmaq_f32(vdupq_n_f32(4.89352455891786e-03f), p, x2);
+  p = vmulq_f32(p, x);
+  float32x4_t q = vdupq_n_f32(1.19825839466702e-06f);
+  q = vfmaq_f32(vdupq_n_f32(1.18534705686654e-04f), q, x2);
+  q = vfmaq_f32(vdupq_n_f32(2.26843463243900e-03f), q, x2);
+  q = vfmaq_f32(vdupq_n_f32(4.89352518554385e-03f), q, x2);
+  uint32x4_t tiny = vcltq_f32(vabsq_f32(x0), vdupq_n_f32(0.0004f));
+  return vbslq_f32(tiny, x0, vdivq_f32(p, q));
 }
 
 /* log1p(u) for u in [0, 1]. Twin of log1p01_avx2. */

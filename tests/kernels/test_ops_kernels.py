@@ -359,7 +359,8 @@ def pool_ref(x, kind, k, s, p, d, ceil_mode, count_include_pad):
                     cnt = sum(-p[0] <= r < h + p[2] for r in rows) * sum(-p[1] <= q < w + p[3] for q in cols)
                 else:
                     cnt = len(ri) * len(ci)
-                y[:, :, i, j] = win.sum(axis=-1) / cnt
+                with np.errstate(invalid="ignore"):  # an all-padding window: 0 / 0
+                    y[:, :, i, j] = win.sum(axis=-1) / cnt
     return y
 
 

@@ -7,7 +7,7 @@
 #include "eng/eng_kernels.h"
 #include "../../simd/simd_avx512.h"
 
-static inline __m512 act_avx512(__m512 x, int kind, __m512 p0, __m512 p1) {
+ENG_INLINE __m512 act_avx512(__m512 x, int kind, __m512 p0, __m512 p1) {
   switch (kind) {
     case ENG_ACT_RELU: return _mm512_max_ps(_mm512_setzero_ps(), x); /* maxps returns x when x is NaN */
     case ENG_ACT_CLIP: return _mm512_min_ps(p1, _mm512_max_ps(p0, x));
@@ -38,8 +38,12 @@ static inline __m512 act_avx512(__m512 x, int kind, __m512 p0, __m512 p1) {
     }
     case ENG_ACT_SOFTPLUS: y = softplus_avx512(x); break;
     case ENG_ACT_EXP: { /* exp_avx512 gives +inf above 88.376; exp(x/2)^2 covers the top of the float range */
-      __m512 h = exp_avx512(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)));
-      y = _mm512_mask_mov_ps(exp_avx512(x), _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.0f), _CMP_GT_OQ), _mm512_mul_ps(h, h));
+      y = exp_avx512(x);
+      __mmask16 big = _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.0f), _CMP_GT_OQ);
+      if (big) {
+        __m512 h = exp_avx512(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)));
+        y = _mm512_mask_mov_ps(y, big, _mm512_mul_ps(h, h));
+      }
       break;
     }
     default: return x;
@@ -64,18 +68,40 @@ void eng_bias_act_f32_avx512(size_t n, float *y, const float *bias, float bias_s
   }
 }
 
+/* One loop per activation kind, so the kind's code is inlined straight into the loop (no per-vector switch). */
+#define ACT_LOOP_AVX512(K)                                                                       \
+  {                                                                                              \
+    size_t j = 0;                                                                                \
+    for (; j + 32 <= n; j += 32) {                                                               \
+      __m512 v0 = _mm512_loadu_ps(x + j), v1 = _mm512_loadu_ps(x + j + 16);                     \
+      _mm512_storeu_ps(y + j, act_avx512(v0, K, p0, p1));                                        \
+      _mm512_storeu_ps(y + j + 16, act_avx512(v1, K, p0, p1));                                   \
+    }                                                                                            \
+    for (; j + 16 <= n; j += 16) _mm512_storeu_ps(y + j, act_avx512(_mm512_loadu_ps(x + j), K, p0, p1)); \
+    if (j < n) {                                                                                 \
+      __mmask16 mk = tail_mask_avx512(n - j);                                                    \
+      _mm512_mask_storeu_ps(y + j, mk, act_avx512(_mm512_maskz_loadu_ps(mk, x + j), K, p0, p1)); \
+    }                                                                                            \
+  }                                                                                              \
+  break;
+
 void eng_act_f32_avx512(size_t n, const float *x, float *y, const eng_act_t *act) {
-  const int kind = act->kind;
   const __m512 p0 = _mm512_set1_ps(act->p0), p1 = _mm512_set1_ps(act->p1);
-  size_t j = 0;
-  for (; j + 32 <= n; j += 32) {
-    __m512 v0 = _mm512_loadu_ps(x + j), v1 = _mm512_loadu_ps(x + j + 16);
-    _mm512_storeu_ps(y + j, act_avx512(v0, kind, p0, p1));
-    _mm512_storeu_ps(y + j + 16, act_avx512(v1, kind, p0, p1));
-  }
-  for (; j + 16 <= n; j += 16) _mm512_storeu_ps(y + j, act_avx512(_mm512_loadu_ps(x + j), kind, p0, p1));
-  if (j < n) {
-    __mmask16 mk = tail_mask_avx512(n - j);
-    _mm512_mask_storeu_ps(y + j, mk, act_avx512(_mm512_maskz_loadu_ps(mk, x + j), kind, p0, p1));
+  switch (act->kind) {
+    case ENG_ACT_RELU: ACT_LOOP_AVX512(ENG_ACT_RELU)
+    case ENG_ACT_CLIP: ACT_LOOP_AVX512(ENG_ACT_CLIP)
+    case ENG_ACT_LEAKY_RELU: ACT_LOOP_AVX512(ENG_ACT_LEAKY_RELU)
+    case ENG_ACT_SIGMOID: ACT_LOOP_AVX512(ENG_ACT_SIGMOID)
+    case ENG_ACT_SILU: ACT_LOOP_AVX512(ENG_ACT_SILU)
+    case ENG_ACT_GELU: ACT_LOOP_AVX512(ENG_ACT_GELU)
+    case ENG_ACT_GELU_TANH: ACT_LOOP_AVX512(ENG_ACT_GELU_TANH)
+    case ENG_ACT_HARDSWISH: ACT_LOOP_AVX512(ENG_ACT_HARDSWISH)
+    case ENG_ACT_TANH: ACT_LOOP_AVX512(ENG_ACT_TANH)
+    case ENG_ACT_HARDSIGMOID: ACT_LOOP_AVX512(ENG_ACT_HARDSIGMOID)
+    case ENG_ACT_ELU: ACT_LOOP_AVX512(ENG_ACT_ELU)
+    case ENG_ACT_SOFTPLUS: ACT_LOOP_AVX512(ENG_ACT_SOFTPLUS)
+    case ENG_ACT_EXP: ACT_LOOP_AVX512(ENG_ACT_EXP)
+    default: ACT_LOOP_AVX512(ENG_ACT_NONE)
   }
 }
+#undef ACT_LOOP_AVX512

@@ -9,7 +9,7 @@
 #include "eng/eng_kernels.h"
 #include "../../simd/simd_neon.h"
 
-static inline float32x4_t act_neon(float32x4_t x, int kind, float32x4_t p0, float32x4_t p1) {
+ENG_INLINE float32x4_t act_neon(float32x4_t x, int kind, float32x4_t p0, float32x4_t p1) {
   switch (kind) {
     /* x < 0 ? 0 : x. FMAX would turn -0.0 into +0.0; a compare-select keeps -0.0 and NaN like the C twin. */
     case ENG_ACT_RELU: return vbslq_f32(vcltzq_f32(x), vdupq_n_f32(0.0f), x);
@@ -40,8 +40,12 @@ static inline float32x4_t act_neon(float32x4_t x, int kind, float32x4_t p0, floa
     case ENG_ACT_ELU: y = vbslq_f32(vcltzq_f32(x), vmulq_f32(p0, expm1_neg_neon(vminq_f32(x, vdupq_n_f32(0.0f)))), x); break;
     case ENG_ACT_SOFTPLUS: y = softplus_neon(x); break;
     case ENG_ACT_EXP: { /* exp_neon gives +inf above 88.376; exp(x/2)^2 covers the top of the float range */
-      float32x4_t h = exp_neon(vmulq_f32(x, vdupq_n_f32(0.5f)));
-      y = vbslq_f32(vcgtq_f32(x, vdupq_n_f32(88.0f)), vmulq_f32(h, h), exp_neon(x));
+      y = exp_neon(x);
+      uint32x4_t big = vcgtq_f32(x, vdupq_n_f32(88.0f));
+      if (vmaxvq_u32(big)) {
+        float32x4_t h = exp_neon(vmulq_f32(x, vdupq_n_f32(0.5f)));
+        y = vbslq_f32(big, vmulq_f32(h, h), y);
+      }
       break;
     }
     default: return x;
@@ -76,15 +80,37 @@ void eng_bias_act_f32_neon(size_t n, float *y, const float *bias, float bias_s, 
   }
 }
 
+/* One loop per activation kind, so the kind's code is inlined straight into the loop (no per-vector switch). */
+#define ACT_LOOP_NEON(K)                                                                         \
+  {                                                                                              \
+    size_t j = 0;                                                                                \
+    for (; j + 8 <= n; j += 8) {                                                                 \
+      float32x4_t v0 = vld1q_f32(x + j), v1 = vld1q_f32(x + j + 4);                              \
+      vst1q_f32(y + j, act_neon(v0, K, p0, p1));                                                 \
+      vst1q_f32(y + j + 4, act_neon(v1, K, p0, p1));                                             \
+    }                                                                                            \
+    for (; j + 4 <= n; j += 4) vst1q_f32(y + j, act_neon(vld1q_f32(x + j), K, p0, p1));          \
+    if (j < n) store_tail_neon(y + j, n - j, act_neon(load_tail_neon(x + j, n - j), K, p0, p1)); \
+  }                                                                                              \
+  break;
+
 void eng_act_f32_neon(size_t n, const float *x, float *y, const eng_act_t *act) {
-  const int kind = act->kind;
   const float32x4_t p0 = vdupq_n_f32(act->p0), p1 = vdupq_n_f32(act->p1);
-  size_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    float32x4_t v0 = vld1q_f32(x + j), v1 = vld1q_f32(x + j + 4);
-    vst1q_f32(y + j, act_neon(v0, kind, p0, p1));
-    vst1q_f32(y + j + 4, act_neon(v1, kind, p0, p1));
+  switch (act->kind) {
+    case ENG_ACT_RELU: ACT_LOOP_NEON(ENG_ACT_RELU)
+    case ENG_ACT_CLIP: ACT_LOOP_NEON(ENG_ACT_CLIP)
+    case ENG_ACT_LEAKY_RELU: ACT_LOOP_NEON(ENG_ACT_LEAKY_RELU)
+    case ENG_ACT_SIGMOID: ACT_LOOP_NEON(ENG_ACT_SIGMOID)
+    case ENG_ACT_SILU: ACT_LOOP_NEON(ENG_ACT_SILU)
+    case ENG_ACT_GELU: ACT_LOOP_NEON(ENG_ACT_GELU)
+    case ENG_ACT_GELU_TANH: ACT_LOOP_NEON(ENG_ACT_GELU_TANH)
+    case ENG_ACT_HARDSWISH: ACT_LOOP_NEON(ENG_ACT_HARDSWISH)
+    case ENG_ACT_TANH: ACT_LOOP_NEON(ENG_ACT_TANH)
+    case ENG_ACT_HARDSIGMOID: ACT_LOOP_NEON(ENG_ACT_HARDSIGMOID)
+    case ENG_ACT_ELU: ACT_LOOP_NEON(ENG_ACT_ELU)
+    case ENG_ACT_SOFTPLUS: ACT_LOOP_NEON(ENG_ACT_SOFTPLUS)
+    case ENG_ACT_EXP: ACT_LOOP_NEON(ENG_ACT_EXP)
+    default: ACT_LOOP_NEON(ENG_ACT_NONE)
   }
-  for (; j + 4 <= n; j += 4) vst1q_f32(y + j, act_neon(vld1q_f32(x + j), kind, p0, p1));
-  if (j < n) store_tail_neon(y + j, n - j, act_neon(load_tail_neon(x + j, n - j), kind, p0, p1));
 }
+#undef ACT_LOOP_NEON

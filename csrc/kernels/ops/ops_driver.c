@@ -95,12 +95,14 @@ typedef struct bin_ctx {
   float *y;
 } bin_ctx_t;
 
+/* Units are (row, block of BLOCK floats within the row); consecutive blocks of one row go to the kernel as one call. */
 static void bin_range(void *p, size_t lo, size_t hi) {
   bin_ctx_t *c = (bin_ctx_t *)p;
-  for (size_t u = lo; u < hi; u++) {
+  for (size_t u = lo; u < hi;) {
     size_t row = u / c->nblk, blk = u % c->nblk;
+    size_t blk_end = c->nblk - blk < hi - u ? c->nblk : blk + (hi - u);
     size_t i0 = row / c->d[1], i1 = row % c->d[1];
-    size_t k0 = blk * BLOCK, k1 = k0 + BLOCK < c->d[2] ? k0 + BLOCK : c->d[2];
+    size_t k0 = blk * BLOCK, k1 = blk_end * BLOCK < c->d[2] ? blk_end * BLOCK : c->d[2];
     size_t len = k1 - k0;
     const float *pa = c->a + i0 * c->as[0] + i1 * c->as[1] + k0 * c->as[2];
     const float *pb = c->b + i0 * c->bs[0] + i1 * c->bs[1] + k0 * c->bs[2];
@@ -116,6 +118,7 @@ static void bin_range(void *p, size_t lo, size_t hi) {
       eng_active.binary_s_f32(c->op, 1, &one, *pb, &one, 0);
       for (size_t k = 0; k < len; k++) py[k] = one;
     }
+    u += blk_end - blk;
   }
 }
 
