@@ -27,6 +27,53 @@ ELEMENTWISE_MIN = 1 << 15   # elements: below this numpy's ufunc is as fast as t
 ACTIVATION_MIN = 1 << 10    # transcendental activations win earlier
 
 
+# ------------------------------------------------------------------------------------------------ GEMM
+@accelerate("MatMul")
+def matmul(ctx: NodeCtx, base):
+    """A (..., K) @ B (K, N), both float32 and C-contiguous: one GEMM call on the flattened rows of A, straight to
+    the kernel (engine.matmul's general broadcasting costs microseconds per call in small models)."""
+    base_run = base(ctx)
+
+    def run(a, b):
+        if (a.dtype != F32 or b.dtype != F32 or b.ndim != 2 or a.ndim < 2 or not a.flags.c_contiguous
+                or not b.flags.c_contiguous or a.shape[-1] != b.shape[0]):
+            return base_run(a, b)
+        k, n = b.shape
+        y = np.empty(a.shape[:-1] + (n,), F32)
+        if y.size and k:
+            _k.gemm(a.reshape(-1, k), b, y.reshape(-1, n), False, False, 1.0, 0.0, None, 0, 0, 0.0, 0.0)
+        elif y.size:
+            y.fill(0)
+        return (y,)
+    return run
+
+
+@accelerate("FusedMatMul", domain="engine")
+def fused_matmul(ctx: NodeCtx, base):
+    from engine.ops.fused import _act_params
+
+    base_run = base(ctx)
+    w = ctx.const(1)
+    b = ctx.const(2)
+    if w is None or w.dtype != F32 or w.ndim != 2 or (ctx.has_input(2) and b is None):
+        return base_run
+    w = np.ascontiguousarray(w)
+    k, n = w.shape
+    bias = None if b is None else np.ascontiguousarray(b.reshape(-1), dtype=F32)
+    act = _act_params(ctx)
+    kind, p0, p1 = _activation(act) if act is not None else (0, 0.0, 0.0)
+    bias_kind = _k.BIAS_COL if bias is not None else _k.BIAS_NONE
+
+    def run(a, _w=None, _b=None):
+        if a.dtype != F32 or a.ndim < 1 or a.shape[-1] != k or a.size == 0:
+            return base_run(a, _w, _b)
+        a = np.ascontiguousarray(a)
+        y = np.empty(a.shape[:-1] + (n,), F32)
+        _k.gemm(a.reshape(-1, k), w, y.reshape(-1, n), False, False, 1.0, 0.0, bias, bias_kind, kind, p0, p1)
+        return (y,)
+    return run
+
+
 # ------------------------------------------------------------------------------------------------ conv
 def _conv_attrs(ctx: NodeCtx):
     auto_pad = ctx.attr_str("auto_pad", "NOTSET")
