@@ -294,6 +294,8 @@ def conv_op(ctx: NodeCtx):
                              f"{Cg * group}")
         if M % group:
             raise ValueError(f"Conv: W has {M} output channels, not divisible by group {group}")
+        if kernel_attr is not None and tuple(kernel_attr) != tuple(k):
+            raise ValueError(f"Conv: kernel_shape {list(kernel_attr)} does not match W's shape {list(w.shape)}")
         geo = cache.get_or(x.shape[2:] + k, lambda: _conv_geometry(
             x.shape[2:], k, _spatial_attr(strides_attr, nd, 1, "strides", "Conv"),
             _spatial_attr(dil_attr, nd, 1, "dilations", "Conv"),
@@ -559,6 +561,9 @@ def conv_transpose_op(ctx: NodeCtx):
             raise ValueError(f"ConvTranspose: X has {x.shape[1]} channels, W {list(w.shape)} expects {C}")
         if C % group:
             raise ValueError(f"ConvTranspose: {C} input channels are not divisible by group {group}")
+        if kernel_attr is not None and tuple(kernel_attr) != tuple(k):
+            raise ValueError(f"ConvTranspose: kernel_shape {list(kernel_attr)} does not match W's shape "
+                             f"{list(w.shape)}")
         out, pb, s, d = cache.get_or(x.shape[2:] + k, lambda: geometry(x.shape[2:], k))
         dt = x.dtype
         cd = _compute_dtype(dt)

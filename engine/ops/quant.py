@@ -87,11 +87,14 @@ def _to_float_type(v: np.ndarray, dt: np.dtype, saturate: bool) -> np.ndarray:
 
 
 def _quantize(v: np.ndarray, dt: np.dtype, zp, saturate: bool) -> np.ndarray:
-    """v (already divided by the scale) + zero point, rounded and saturated into dt."""
+    """v (already divided by the scale: a fresh array, updated in place) + zero point, rounded and saturated
+    into dt."""
+    if not isinstance(v, np.ndarray) or not v.flags.writeable:
+        v = np.array(v)                                  # a 0-d division gives a numpy scalar
     if dt in _INT_RANGES:
-        v = np.rint(v)
+        np.rint(v, out=v)
         if zp is not None:
-            v = v + zp.astype(np.float64 if v.dtype == np.float64 else np.float32)
+            v += zp.astype(v.dtype)
         lo, hi = _INT_RANGES[dt]
         np.clip(v, lo, hi, out=v)
         return v.astype(dt)

@@ -599,3 +599,11 @@ def test_layernorm_scale_that_does_not_broadcast_raises():
     m, feeds = _model("LayerNormalization", [rnd(2, 3, 4), rnd(3)], axis=-1)
     with pytest.raises(engine.errors.RunError, match="do not broadcast"):
         engine.Session(m).run(None, feeds)
+
+
+def test_conv_kernel_shape_mismatch():
+    m, _ = _model("Conv", [rnd(1, 1, 5, 5), rnd(1, 1, 3, 3)], consts=(1,), kernel_shape=[2, 2])
+    assert "kernel_shape" in str(engine.check(m)[0])
+    m, feeds = _model("ConvTranspose", [rnd(1, 1, 5, 5), rnd(1, 1, 3, 3)], kernel_shape=[2, 2])
+    with pytest.raises(engine.errors.RunError, match="kernel_shape"):
+        engine.Session(m).run(None, feeds)

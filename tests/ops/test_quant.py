@@ -391,3 +391,10 @@ def test_matmul_integer_long_k_is_exact():
     x = r.integers(0, 256, (1, 80, 3, 3)).astype(np.uint8)
     w = r.integers(0, 256, (2, 80, 3, 3)).astype(np.uint8)
     _check("ConvInteger", [("x", x), ("w", w)], opset=10)
+
+
+def test_quantize_scalar_input():
+    # a 0-d division gives a numpy scalar: the op must still return a 0-d array of the right type
+    _check("QuantizeLinear", [("x", np.array(2.5, np.float32)), ("s", np.array(1.0, np.float32)),
+                              ("zp", np.array(3, np.int8))], opset=13)
+    _check("QuantizeLinear", [("x", np.array(-2.5, np.float32)), ("s", np.array(1.0, np.float32))], opset=13)

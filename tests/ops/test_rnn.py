@@ -243,3 +243,19 @@ def test_hidden_size_mismatch():
     m = _model("RNN", feeds, consts, ["Y"], {"hidden_size": 5}, 13)
     with pytest.raises(UnsupportedModelError, match="hidden_size"):
         engine.Session(m.SerializeToString())
+
+
+def test_concurrent_runs_agree():
+    # run() keeps its scratch per call: two threads on one session give the single-thread results
+    from concurrent.futures import ThreadPoolExecutor
+    data = _data("LSTM", 6, 2, 4, 8, 2, h0=True, c0=True)
+    feeds, consts = _split(data, True)
+    sess = engine.Session(_model("LSTM", feeds, consts, ["Y", "Y_h", "Y_c"],
+                                 {"hidden_size": 8, "direction": "bidirectional"}, 14).SerializeToString())
+    xs = [dict(feeds, X=(feeds["X"] * (1 + 0.1 * i)).astype(np.float32)) for i in range(8)]
+    want = [sess.run(f) for f in xs]
+    with ThreadPoolExecutor(2) as ex:
+        got = list(ex.map(sess.run, xs))
+    for w, g in zip(want, got):
+        for k in w:
+            np.testing.assert_array_equal(w[k], g[k])
