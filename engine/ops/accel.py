@@ -125,10 +125,14 @@ def _conv_fast(ctx: NodeCtx, base, act):
             return (K.depthwise_conv2d(x, wd, bias, s, pp, d, act),)
         y = np.empty((n, m, oh, ow), F32)
         direct = kh == kw == 1 and s == (1, 1) and not any(pp)
+        ohw = oh * ow
+        if direct:
+            cols = x.reshape(n, c, h * wd_)
+        else:  # the whole batch in one im2col call: images are consecutive groups of c channels
+            cols = K.im2col(x.reshape(n * c, h, wd_), (kh, kw), s, pp, d).reshape(n, c * kh * kw, ohw)
+        bk = _k.BIAS_ROW if bias is not None else _k.BIAS_NONE
         for i in range(n):
-            col = x[i].reshape(c, h * wd_) if direct else K.im2col(x[i], (kh, kw), s, pp, d)
-            _k.gemm(w2, col, y[i].reshape(m, oh * ow), False, False, 1.0, 0.0, bias,
-                    _k.BIAS_ROW if bias is not None else _k.BIAS_NONE, kind, p0, p1)
+            _k.gemm(w2, cols[i], y[i].reshape(m, ohw), False, False, 1.0, 0.0, bias, bk, kind, p0, p1)
         return (y,)
 
     base_run = base(ctx)
