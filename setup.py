@@ -64,7 +64,8 @@ for tag, arches, flags, code in ISA_GROUPS:
 
 extra = ["-march=native"] if os.environ.get("ENGINE_NATIVE") == "1" else []
 # Any header change rebuilds every library (build_clib has no per-file dependency scan).
-HEADERS = sorted(glob("csrc/include/eng/*.h") + glob("csrc/simd/*.h") + glob("csrc/kernels/*/*.h"))
+HEADERS = sorted(glob("csrc/include/eng/*.h") + glob("csrc/simd/*.h") + glob("csrc/kernels/*/*.h")
+                 + glob("csrc/kernels/*/*.inc"))  # ops_simd.inc is included by the ops_<isa>.c files
 # Link order for static archives: a library before the ones it uses. The core references every ISA
 # table; SIMD files may call scalar helpers; so core, then highest ISA first, scalar last.
 libraries = [("eng_core", {"sources": ["csrc/dispatch/cpu_features.c", "csrc/dispatch/dispatch.c",

@@ -70,6 +70,19 @@ def _out(out, shape: tuple[int, ...], fn: str) -> np.ndarray:
     return out
 
 
+def _overlaps(out, *inputs) -> bool:
+    """True if `out` overlaps an input other than by being exactly it (same start, shape and strides): the C
+    kernels may run in place but not on partially overlapping buffers, so such calls go through a temporary."""
+    for x in inputs:
+        if x is None or x is out or not np.may_share_memory(out, x):
+            continue
+        same = (out.__array_interface__["data"][0] == x.__array_interface__["data"][0] and out.shape == x.shape
+                and out.strides == x.strides)
+        if not same:
+            return True
+    return False
+
+
 def _parse_activation(kind, p0=None, p1=None, fn: str = "activation") -> tuple[int, float, float]:
     """A name (or None) and optional parameters -> (C id, p0, p1) with ONNX defaults for missing parameters."""
     name = kind.lower() if isinstance(kind, str) else kind
@@ -105,6 +118,9 @@ def activation(x: np.ndarray, kind, p0: float | None = None, p1: float | None = 
     cid, a, b = _parse_activation(kind, p0, p1)
     x = _f32(x, "x", "activation")
     y = _out(out, x.shape, "activation")
+    if _overlaps(y, x):
+        y[...] = activation(x, kind, p0, p1)
+        return y
     _k.act_f32(x, y, cid, a, b)
     return y
 
@@ -142,6 +158,9 @@ def binary(a: np.ndarray, b: np.ndarray, op: str, out=None) -> np.ndarray:
     except ValueError:
         raise ValueError(f"binary: shapes {a.shape} and {b.shape} do not broadcast") from None
     y = _out(out, shape, "binary")
+    if _overlaps(y, a, b):
+        y[...] = binary(a, b, op)
+        return y
     nd = len(shape)
     ash = (1,) * (nd - a.ndim) + a.shape
     bsh = (1,) * (nd - b.ndim) + b.shape
@@ -188,6 +207,9 @@ def softmax(x: np.ndarray, axis: int = -1, log: bool = False, out=None) -> np.nd
     x = _f32(x, "x", "softmax")
     ax = _axis(axis, x.ndim, "softmax")
     y = _out(out, x.shape, "softmax")
+    if _overlaps(y, x):
+        y[...] = softmax(x, axis, log)
+        return y
     if ax == x.ndim - 1:
         n = x.shape[-1]
         _k.softmax_f32(x, y, x.size // n if n else 0, n, bool(log))
@@ -227,6 +249,10 @@ def _norm(x, scale, bias, axis, eps, out, rms: bool, return_stats: bool, fn: str
     s = _norm_param(scale, nshape, n, "scale", fn)
     b = _norm_param(bias, nshape, n, "bias", fn)
     y = _out(out, x.shape, fn)
+    if _overlaps(y, x, s, b):
+        r = _norm(x, scale, bias, axis, eps, None, rms, return_stats, fn)
+        y[...] = r[0] if return_stats else r
+        return (y,) + tuple(r[1:]) if return_stats else y
     stats_shape = x.shape[:ax] + (1,) * (x.ndim - ax)
     mean = np.empty(stats_shape, np.float32) if return_stats else None
     inv = np.empty(stats_shape, np.float32) if return_stats else None
@@ -317,6 +343,9 @@ def _pool(kind: int, x, kernel, strides, pads, dilations, ceil_mode, out, fn):
     n, c, h, w = x.shape
     g = _geometry((h, w), kernel, strides, pads, dilations, ceil_mode, fn)
     y = _out(out, (n, c, g[2], g[3]), fn)
+    if _overlaps(y, x):
+        y[...] = _pool(kind, x, kernel, strides, pads, dilations, ceil_mode, None, fn)
+        return y
     _k.pool2d_f32(kind, x, y, n * c, g)
     return y
 
@@ -345,6 +374,9 @@ def _global(op: int, x, out, fn):
     if hw == 0 and n * c:
         raise ValueError(f"{fn}: empty spatial shape {x.shape[2:]}")
     y = _out(out, (n, c) + (1,) * (x.ndim - 2), fn)
+    if _overlaps(y, x):
+        y[...] = _global(op, x, None, fn)
+        return y
     _k.global_pool_f32(op, x, y, n * c, hw)
     return y
 
@@ -374,6 +406,9 @@ def im2col(x: np.ndarray, kernel, strides=1, pads=None, dilations=1, out=None) -
     c, h, w = x.shape
     g = _conv_geometry(h, w, kernel, strides, pads, dilations, "im2col")
     y = _out(out, (c * g[4] * g[5], g[2] * g[3]), "im2col")
+    if _overlaps(y, x):
+        y[...] = im2col(x, kernel, strides, pads, dilations)
+        return y
     _k.im2col_f32(x, y, c, g)
     return y
 
@@ -413,6 +448,9 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, bias=None, strides=1, pads=No
     g = _conv_geometry(h, wd, (kh, kw), strides, pads, dilations, "depthwise_conv2d")
     y = _out(out, (n, c, g[2], g[3]), "depthwise_conv2d")
     if c == 0 or n == 0:
+        return y
+    if _overlaps(y, x, w, bias):
+        y[...] = depthwise_conv2d(x, w, bias, strides, pads, dilations, activation)
         return y
     _k.dwconv2d_f32(x, w, bias, y, n * c, c, g, cid, p0, p1)
     return y

@@ -19,7 +19,10 @@ cdef extern from "eng/eng_ops.h" nogil:
     eng_status_t eng_dwconv2d_run_f32(const eng_win2d_t *g, size_t planes, size_t c, const float *x, const float *w,
                                       const float *bias, const eng_act_t *act, float *y)
 
-ACT_COUNT = 14
+cdef extern from "eng/eng_kernels.h" nogil:
+    enum: ENG_ACT_COUNT
+
+ACT_COUNT = ENG_ACT_COUNT  # activation ids are 0 .. ACT_COUNT - 1 (eng_act_kind_t)
 
 
 cdef const float *_cf(cnp.ndarray x, str name, size_t need, bint out=False) except? NULL:

@@ -570,7 +570,8 @@ DW_ACTS = [None, "relu", ("clip", 0.0, 6.0), "hardswish", "silu"]
 @pytest.mark.parametrize("k,s,p,d", CONV_CASES, ids=str)
 def test_depthwise_conv2d(isa, k, s, p, d):
     g = rng("dw", k, s, p, d)
-    for hw, act in zip([(1, 1), (7, 9), (12, 13), (20, 35), (33, 18)], itertools.cycle(DW_ACTS)):
+    # (64, 70): more than 4096 padded floats, the border path instead of the padded-scratch one
+    for hw, act in zip([(1, 1), (7, 9), (12, 13), (20, 35), (33, 18), (64, 70)], itertools.cycle(DW_ACTS)):
         if hw[0] + p[0] + p[2] < (k[0] - 1) * d[0] + 1 or hw[1] + p[1] + p[3] < (k[1] - 1) * d[1] + 1:
             continue
         c = 5
@@ -685,3 +686,22 @@ def test_empty_inputs():
     assert K.max_pool2d(z, 3).shape == (0, 3, 3, 3)
     assert K.depthwise_conv2d(z, np.ones((3, 1, 3, 3), np.float32)).shape == (0, 3, 3, 3)
     assert K.max_pool2d(np.zeros((1, 1, 2, 2), np.float32), 3).shape == (1, 1, 0, 0)
+
+
+def test_out_overlapping_input_goes_through_a_temporary():
+    """In place is fine; an `out` that partially overlaps an input must not see half-updated input."""
+    g = rng("overlap")
+    buf = g.standard_normal(1000).astype(np.float32)
+    x = buf[:900].copy()
+    want = K.binary(buf[:900], buf[100:], "sub")
+    got = K.binary(buf[:900], buf[100:], "sub", out=buf[50:950])
+    assert np.array_equal(got, want)
+    buf = g.standard_normal(1000).astype(np.float32)
+    x = buf[:900].copy()
+    K.activation(buf[:900], "tanh", out=buf[10:910])
+    assert np.array_equal(buf[10:910], K.activation(x, "tanh"))
+    buf = g.standard_normal(2 * 3 * 8 * 8 + 64).astype(np.float32)
+    xin = buf[:384].reshape(2, 3, 8, 8)
+    want = K.max_pool2d(xin.copy(), 2, 2)
+    got = K.max_pool2d(xin, 2, 2, out=buf[1:97].reshape(2, 3, 4, 4))
+    assert np.array_equal(got, want)

@@ -3,6 +3,7 @@
  * the vector vocabulary defined here (8 lanes; tails through maskload/maskstore, which neither read nor write
  * masked lanes). */
 #include <math.h>
+#include <string.h>
 
 #include "eng/eng_kernels.h"
 #include "ops_internal.h"

@@ -4,6 +4,7 @@
  * write masked lanes); the same algorithms as ops_avx2.c. Tested on CPUs without AVX-512 through SIMDe
  * (tests/c/run_ctests.sh avx512-emu). */
 #include <math.h>
+#include <string.h>
 
 #include "eng/eng_kernels.h"
 #include "ops_internal.h"

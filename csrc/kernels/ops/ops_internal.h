@@ -29,9 +29,15 @@ static inline float ops_max_step(float m, float v) { return (v > m || v != v) ? 
 /* Taps [*t0, *t1) (of k) whose position o*s - p + t*d lies in [0, in). */
 static inline void ops_tap_range(size_t o, size_t s, size_t p, size_t k, size_t d, size_t in, size_t *t0, size_t *t1) {
   ptrdiff_t base = (ptrdiff_t)(o * s) - (ptrdiff_t)p, dd = (ptrdiff_t)d;
-  size_t lo = base >= 0 ? 0 : (size_t)((-base + dd - 1) / dd);
   ptrdiff_t lim = (ptrdiff_t)in - 1 - base;
-  size_t hi = lim < 0 ? 0 : (size_t)(lim / dd) + 1;
+  size_t lo, hi;
+  if (d == 1) { /* the common case, without divisions (this runs once per border element) */
+    lo = base >= 0 ? 0 : (size_t)-base;
+    hi = lim < 0 ? 0 : (size_t)lim + 1;
+  } else {
+    lo = base >= 0 ? 0 : (size_t)((-base + dd - 1) / dd);
+    hi = lim < 0 ? 0 : (size_t)(lim / dd) + 1;
+  }
   if (hi > k) hi = k;
   if (lo > hi) lo = hi;
   *t0 = lo;

@@ -3,6 +3,7 @@
  * vocabulary defined here (4 lanes; tails through a zero-padded copy, so nothing past the end is touched); the
  * same algorithms as ops_avx2.c. Tested under qemu (tests/c/run_ctests.sh aarch64). */
 #include <math.h>
+#include <string.h>
 
 #include "eng/eng_kernels.h"
 #include "ops_internal.h"
