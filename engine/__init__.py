@@ -89,7 +89,21 @@ __all__ = ["__version__", "cpu_info", "kernel_info", "get_num_threads", "set_num
 
 from engine.errors import (  # noqa: E402
     EngineError, InvalidInputError, ModelLoadError, RunError, UnsupportedModelError)
-from engine.session import Problem, Session, SessionOptions, TensorInfo, check, run  # noqa: E402
+
+# The ONNX executor imports onnx (model parsing); it is loaded on first use, so the kernels (engine.matmul,
+# engine.cosine_similarity, ...) work where onnx is not installed.
+_SESSION_NAMES = ("Problem", "Session", "SessionOptions", "TensorInfo", "check", "run")
+
+
+def __getattr__(name):
+    if name in _SESSION_NAMES:
+        from engine import session
+
+        value = getattr(session, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")
+
 
 __all__ += ["Session", "SessionOptions", "TensorInfo", "Problem", "run", "check", "EngineError", "ModelLoadError",
             "UnsupportedModelError", "InvalidInputError", "RunError"]
