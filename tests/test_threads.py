@@ -149,12 +149,12 @@ def test_fork_after_parallel_gemm():
     assert ns["ok"]
 
 
-def _mp_child(q):
+def _mp_child(conn):
     if EMULATED:
         engine.set_num_threads(CHILD_THREADS)
     ns: dict = {}
     exec(_CHILD_CODE, ns)
-    q.put((bool(ns["ok"]), _k.pool_live_workers()))
+    conn.send((bool(ns["ok"]), _k.pool_live_workers()))  # a Pipe: unlike Queue.put, no feeder thread (see above)
 
 
 def test_multiprocessing_fork_context():
@@ -162,11 +162,14 @@ def test_multiprocessing_fork_context():
     ns: dict = {}
     exec(_CHILD_CODE, ns)
     ctx = mp.get_context("fork")
-    q = ctx.Queue()
-    procs = [ctx.Process(target=_mp_child, args=(q,)) for _ in range(2)]
+    pipes = [ctx.Pipe(duplex=False) for _ in range(2)]
+    procs = [ctx.Process(target=_mp_child, args=(w,)) for _, w in pipes]
     for p in procs:
         p.start()
-    results = [q.get(timeout=120 if EMULATED else 30) for _ in procs]
+    results = []
+    for r, _ in pipes:
+        assert r.poll(120 if EMULATED else 30), "a forked child did not report"
+        results.append(r.recv())
     for p in procs:
         p.join(30)
         assert p.exitcode == 0
