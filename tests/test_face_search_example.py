@@ -12,6 +12,8 @@ import engine
 
 pytest.importorskip("onnx", reason="the example builds its model with onnx.helper")
 _PATH = os.path.join(os.path.dirname(__file__), "..", "examples", "face_search.py")
+pytestmark = pytest.mark.skipif(not os.path.exists(_PATH), reason="examples/ is in the source checkout, not in the "
+                                "installed wheel this suite is running against")
 
 
 def _example():
@@ -26,8 +28,7 @@ def _example():
 def test_example_on_engine(arch, tmp_path, capsys):
     fs = _example()
     problems = engine.check(fs.build_embedder(arch=arch))
-    if problems:
-        pytest.skip(f"engine cannot run the {arch} embedder yet: {problems[0]} (and {len(problems) - 1} more)")
+    assert not problems, f"engine cannot run the {arch} embedder: {problems}"
     assert fs.main(["--arch", arch, "--gallery-file", str(tmp_path / "g.egal")]) == 0
     assert "15/15 queries answered correctly" in capsys.readouterr().out
 
