@@ -42,6 +42,9 @@ class Node:
     attrs: dict[str, Any] = field(default_factory=dict)
     name: str = ""
     domain: str = ""
+    # the opset the node was written for when it differs from its graph's: nodes expanded from a function
+    # body keep the opset of that function
+    opset: int | None = None
 
     def label(self) -> str:
         """How errors name this node: its name if it has one, else op type and first output."""

@@ -222,11 +222,12 @@ def _expand_functions(graph: onnx.GraphProto, opsets: dict[str, int], supported,
         if supported(dom, node.op_type, opsets.get(dom, 0)) or dom != "":
             new_nodes.append(node)
             continue
-        body = _function_body(node, opsets.get(dom, 0), types)
+        opset = next((a.i for a in node.attribute if a.name == _OPSET_TAG), None) or opsets.get(dom, 0)
+        body = _function_body(node, opset, types)
         if body is None:
             new_nodes.append(node)
             continue
-        inlined = _inline(node, body, counter)
+        inlined = _inline(node, body, counter, _schema(node.op_type, opset, ""))
         # expand only if engine can run every node of the body (itself possibly through expansion); otherwise
         # keep the node, so the checker names the op the user wrote
         if not all(_runnable(n, opsets, supported) for n in inlined):
@@ -278,7 +279,11 @@ def _function_body(node: onnx.NodeProto, opset: int, types: dict[str, onnx.TypeP
     return None
 
 
-def _inline(node: onnx.NodeProto, fn: onnx.FunctionProto, counter: list[int]) -> list[onnx.NodeProto]:
+def _inline(node: onnx.NodeProto, fn: onnx.FunctionProto, counter: list[int], schema=None) -> list[onnx.NodeProto]:
+    """The function body's nodes with the caller's names and attributes substituted: formal inputs/outputs
+    become the node's actual ones, every internal name gets a unique prefix (also where a subgraph of the body
+    refers to it), and `ref_attr_name` attributes take the caller's value, else the function's or the
+    schema's default."""
     counter[0] += 1
     prefix = f"{node.name or node.op_type}__fn{counter[0]}/"
     rename = {"": ""}
@@ -288,31 +293,79 @@ def _inline(node: onnx.NodeProto, fn: onnx.FunctionProto, counter: list[int]) ->
         rename[formal] = ""
     for formal, actual in zip(fn.output, node.output):
         rename[formal] = actual
-    attrs = {a.name: a for a in node.attribute}
+    given = {a.name: a for a in node.attribute}
     defaults = {a.name: a for a in fn.attribute_proto}
-    out = []
-    for fnode in fn.node:
+    if schema is not None:
+        for name, sa in schema.attributes.items():
+            if name not in defaults and sa.default_value.name:
+                defaults[name] = sa.default_value
+
+    def outer(x: str) -> str:
+        return rename.get(x, prefix + x)
+
+    def attr(a: onnx.AttributeProto, resolve) -> onnx.AttributeProto | None:
+        if a.ref_attr_name:
+            src = given.get(a.ref_attr_name) or defaults.get(a.ref_attr_name)
+            if src is None:
+                return None  # not set by the caller and without default: stays absent
+            b = onnx.AttributeProto()
+            b.CopyFrom(src)
+            b.name = a.name
+            return b
+        if a.type == onnx.AttributeProto.GRAPH:
+            b = onnx.AttributeProto()
+            b.CopyFrom(a)
+            b.g.CopyFrom(subgraph(a.g, resolve))
+            return b
+        if a.type == onnx.AttributeProto.GRAPHS:
+            b = onnx.AttributeProto()
+            b.CopyFrom(a)
+            del b.graphs[:]
+            b.graphs.extend(subgraph(g, resolve) for g in a.graphs)
+            return b
+        return a
+
+    def subgraph(g: onnx.GraphProto, parent) -> onnx.GraphProto:
+        local = {i.name for i in g.input} | {t.name for t in g.initializer} | {o for n in g.node for o in n.output}
+
+        def name(x: str) -> str:
+            return x if (x in local or not x) else parent(x)
+        out = onnx.GraphProto()
+        out.CopyFrom(g)
+        del out.node[:]
+        for gn in g.node:
+            out.node.append(convert(gn, name))
+        for o in out.output:
+            o.name = name(o.name)
+        return out
+
+    def convert(fnode: onnx.NodeProto, resolve) -> onnx.NodeProto:
         n = onnx.NodeProto()
         n.CopyFrom(fnode)
         del n.input[:]
         del n.output[:]
-        n.input.extend(rename.get(x, prefix + x) for x in fnode.input)
-        n.output.extend(rename.get(x, prefix + x) for x in fnode.output)
-        n.name = prefix + (fnode.name or fnode.op_type)
+        n.input.extend(resolve(x) for x in fnode.input)
+        n.output.extend(resolve(x) for x in fnode.output)
         del n.attribute[:]
         for a in fnode.attribute:
-            if a.ref_attr_name:
-                src = attrs.get(a.ref_attr_name) or defaults.get(a.ref_attr_name)
-                if src is None:
-                    continue  # attribute not set by the caller and without default: stays absent
-                b = onnx.AttributeProto()
-                b.CopyFrom(src)
-                b.name = a.name
+            b = attr(a, resolve)
+            if b is not None:
                 n.attribute.append(b)
-            else:
-                n.attribute.append(a)
+        return n
+
+    fn_opset = next((o.version for o in fn.opset_import if o.domain in ("", "ai.onnx")), None)
+    out = []
+    for fnode in fn.node:
+        n = convert(fnode, outer)
+        n.name = prefix + (fnode.name or fnode.op_type)
+        if fn_opset is not None and n.domain in ("", "ai.onnx"):
+            tag = n.attribute.add()  # the body's own opset (read back by _Converter, never seen by ops)
+            tag.name, tag.type, tag.i = _OPSET_TAG, onnx.AttributeProto.INT, fn_opset
         out.append(n)
     return out
+
+
+_OPSET_TAG = "__engine_opset"
 
 
 # ------------------------------------------------------------------------------------------------- the graph
@@ -380,7 +433,8 @@ class _Converter:
                 attrs = {a.name: self.attr(a) for a in n.attribute}
             except ModelLoadError as e:
                 raise ModelLoadError(f"node {n.name or n.op_type!r}: {e}") from e
-            nodes.append(Node(n.op_type, list(n.input), list(n.output), attrs, n.name, dom))
+            opset = attrs.pop(_OPSET_TAG, None)
+            nodes.append(Node(n.op_type, list(n.input), list(n.output), attrs, n.name, dom, opset))
         value_types = {vi.name: type_from_proto(vi.type) for vi in g.value_info if vi.HasField("type")}
         return Graph(g.name, inputs, [_value_info(v) for v in g.output], nodes, constants, defaults, value_types,
                      self.opsets)

@@ -3,6 +3,8 @@
 - `drop_identity`: removes Identity and inference-mode Dropout nodes (consumers read the input directly);
 - `fold_batchnorm`: folds an inference BatchNormalization into the Conv or Gemm before it (new constant weights
   and bias), when that Conv's output feeds nothing else;
+- `fuse_gelu`: the erf form of GELU as exporters write it, x * 0.5 * (1 + Erf(x / sqrt(2))) in any operand
+  order, becomes one `engine::Activation` node (the C GELU kernel) instead of five elementwise passes;
 - `fuse_matmul_add`: MatMul by a constant matrix followed by Add of a constant bias row becomes one GEMM with a
   fused bias (`engine::FusedMatMul`);
 - `fuse_activation`: Relu, Clip (constant bounds), LeakyRelu, Sigmoid, HardSwish or Gelu right after a Conv or a
@@ -21,7 +23,7 @@ import numpy as np
 
 from engine.ir import Graph, Node
 
-ALL_PASSES = ("drop_identity", "fold_batchnorm", "fuse_matmul_add", "fuse_activation")
+ALL_PASSES = ("drop_identity", "fold_batchnorm", "fuse_gelu", "fuse_matmul_add", "fuse_activation")
 ENGINE_DOMAIN = "engine"
 
 
@@ -53,6 +55,11 @@ def run_passes(graph: Graph, names: list[str]) -> None:
     for name in ALL_PASSES:
         if name in names:
             _PASSES[name](graph)
+
+
+def _arity(n: Node, k: int) -> bool:
+    """n has at least k inputs, the first k present (a malformed node is left for the checker to report)."""
+    return len(n.inputs) >= k and all(n.inputs[:k])
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -127,12 +134,14 @@ def fold_batchnorm(graph: Graph) -> None:
     producer = {o: n for n in graph.nodes for o in n.outputs if o}
     drop = set()
     for bn in graph.nodes:
-        if bn.domain != "" or bn.op_type != "BatchNormalization" or any(o for o in bn.outputs[1:]):
+        if (bn.domain != "" or bn.op_type != "BatchNormalization" or any(o for o in bn.outputs[1:])
+                or not _arity(bn, 5) or not bn.outputs):
             continue
         if bn.attrs.get("training_mode", 0):
             continue
         conv = producer.get(bn.inputs[0])
-        if conv is None or conv.domain != "" or conv.op_type != "Conv" or uses.only_reader(conv.outputs[0]) is not bn:
+        if (conv is None or conv.domain != "" or conv.op_type != "Conv" or not _arity(conv, 2)
+                or len(conv.outputs) != 1 or uses.only_reader(conv.outputs[0]) is not bn):
             continue
         w = _const(graph, conv.inputs[1])
         b = _const(graph, conv.inputs[2]) if len(conv.inputs) > 2 and conv.inputs[2] else None
@@ -174,13 +183,13 @@ def fuse_matmul_add(graph: Graph) -> None:
     uses = _Uses(graph)
     drop = set()
     for mm in list(graph.nodes):
-        if mm.domain != "" or mm.op_type != "MatMul" or id(mm) in drop:
+        if mm.domain != "" or mm.op_type != "MatMul" or id(mm) in drop or not _arity(mm, 2):
             continue
         w = _const(graph, mm.inputs[1])
         if w is None or w.ndim != 2 or w.dtype != np.float32:
             continue
         add = uses.only_reader(mm.outputs[0])
-        if add is None or add.domain != "" or add.op_type != "Add":
+        if add is None or add.domain != "" or add.op_type != "Add" or not _arity(add, 2) or len(add.outputs) != 1:
             continue
         other = add.inputs[1] if add.inputs[0] == mm.outputs[0] else add.inputs[0]
         if other == mm.outputs[0]:
@@ -201,8 +210,82 @@ def fuse_matmul_add(graph: Graph) -> None:
         graph.opsets.setdefault(ENGINE_DOMAIN, 1)
 
 
+def _scalar(graph: Graph, name: str) -> float | None:
+    c = _const(graph, name)
+    if c is None or c.size != 1 or c.dtype.kind != "f":
+        return None
+    return float(c.reshape(-1)[0])
+
+
+def _other(node: Node, name: str) -> str | None:
+    """The other input of a two-input node one of whose inputs is `name`."""
+    if len(node.inputs) != 2:
+        return None
+    a, b = node.inputs
+    return b if a == name else a if b == name else None
+
+
+def fuse_gelu(graph: Graph) -> None:
+    uses = _Uses(graph)
+    producer = {o: n for n in graph.nodes for o in n.outputs if o}
+    drop: set[int] = set()
+    replace: dict[int, Node] = {}
+    for erf in graph.nodes:
+        if erf.domain != "" or erf.op_type != "Erf" or not _arity(erf, 1):
+            continue
+        scale = producer.get(erf.inputs[0])  # x / sqrt(2) or x * (1/sqrt(2))
+        if scale is None or scale.domain != "" or len(scale.inputs) != 2 or id(scale) in drop:
+            continue
+        if scale.op_type == "Div" and _close(_scalar(graph, scale.inputs[1]), 2 ** 0.5):
+            x = scale.inputs[0]
+        elif scale.op_type == "Mul":
+            x = next((a for a, b in (scale.inputs, scale.inputs[::-1]) if _close(_scalar(graph, b), 2 ** -0.5)), None)
+        else:
+            continue
+        if x is None or uses.only_reader(scale.outputs[0]) is not erf:
+            continue
+        add = uses.only_reader(erf.outputs[0])
+        if add is None or add.op_type != "Add" or add.domain != "" or not _close(
+                _scalar(graph, _other(add, erf.outputs[0]) or ""), 1.0):
+            continue
+        mul1 = uses.only_reader(add.outputs[0])
+        if mul1 is None or mul1.op_type != "Mul" or mul1.domain != "":
+            continue
+        other = _other(mul1, add.outputs[0])
+        chain = [scale, erf, add, mul1]
+        if other == x:  # (x * (1 + erf)) * 0.5
+            last = uses.only_reader(mul1.outputs[0])
+            if last is None or last.op_type != "Mul" or last.domain != "" or not _close(
+                    _scalar(graph, _other(last, mul1.outputs[0]) or ""), 0.5):
+                continue
+            chain.append(last)
+        else:  # (x * 0.5) * (1 + erf)
+            half = producer.get(other or "")
+            if half is None or half.op_type != "Mul" or half.domain != "" or uses.only_reader(half.outputs[0]) is not mul1:
+                continue
+            hx = _other(half, x)
+            if hx is None or not _close(_scalar(graph, hx), 0.5):
+                continue
+            chain.append(half)
+            last = mul1
+        if any(id(n) in drop for n in chain):
+            continue
+        drop.update(id(n) for n in chain)
+        replace[id(last)] = Node("Activation", [x], [last.outputs[0]], {"activation": "gelu", "act_p0": 0.0,
+                                                                         "act_p1": 0.0}, erf.name, ENGINE_DOMAIN)
+    if drop:
+        graph.nodes = [replace.get(id(n), n) for n in graph.nodes if id(n) not in drop or id(n) in replace]
+        graph.opsets.setdefault(ENGINE_DOMAIN, 1)
+
+
+def _close(v: float | None, want: float) -> bool:
+    return v is not None and abs(v - want) <= 1e-4 * abs(want)
+
+
 def activation_of(graph: Graph, node: Node):
     """(kind, p0, p1) for an activation node engine can fuse, else None. Kinds are engine.linalg's names."""
+    if node.domain == ENGINE_DOMAIN and node.op_type == "Activation":
+        return (node.attrs["activation"], node.attrs.get("act_p0", 0.0), node.attrs.get("act_p1", 0.0))
     if node.domain != "":
         return None
     op = node.op_type
@@ -239,6 +322,8 @@ def fuse_activation(graph: Graph) -> None:
         if id(n) in drop or not n.outputs or not n.outputs[0]:
             continue
         base = (n.domain, n.op_type)
+        if not _arity(n, 2):
+            continue
         if base == ("", "MatMul"):
             w = _const(graph, n.inputs[1])
             if w is None or w.ndim != 2 or w.dtype != np.float32:
@@ -248,7 +333,7 @@ def fuse_activation(graph: Graph) -> None:
         if "activation" in n.attrs or len(n.outputs) != 1:
             continue
         act_node = uses.only_reader(n.outputs[0])
-        if act_node is None or act_node.inputs[0] != n.outputs[0]:
+        if act_node is None or not act_node.inputs or act_node.inputs[0] != n.outputs[0] or len(act_node.outputs) != 1:
             continue
         act = activation_of(graph, act_node)
         if act is None:
@@ -268,5 +353,6 @@ def fuse_activation(graph: Graph) -> None:
         graph.opsets.setdefault(ENGINE_DOMAIN, 1)
 
 
-_PASSES = {"drop_identity": drop_identity, "fold_batchnorm": fold_batchnorm, "fuse_matmul_add": fuse_matmul_add,
+_PASSES = {"drop_identity": drop_identity, "fold_batchnorm": fold_batchnorm, "fuse_gelu": fuse_gelu,
+           "fuse_matmul_add": fuse_matmul_add,
            "fuse_activation": fuse_activation}

@@ -152,7 +152,7 @@ class _Plan:
         return s
 
     def _build(self, node: Node, consts: dict, problems: list) -> _Step | None:
-        opset = self.graph.opsets.get(node.domain)
+        opset = node.opset or self.graph.opsets.get(node.domain)
         if opset is None:
             problems.append(Problem(node.label(), node.op_type, node.domain, None,
                                     f"the model imports no version of operator set {node.domain or 'ai.onnx'!r}"))
@@ -236,7 +236,8 @@ class _Plan:
     @staticmethod
     def execute(env: list, program: list) -> None:
         try:
-            _execute_plan(env, program)
+            with np.errstate(all="ignore"):  # ONNX semantics: 1/0 is inf, log(0) is -inf, no warnings
+                _execute_plan(env, program)
         except (RunError, InvalidInputError, MemoryError, KeyboardInterrupt):
             raise
         except Exception as e:
@@ -416,7 +417,9 @@ class Session:
         self.inputs = [TensorInfo(v.name, v.type.dtype, v.type.shape, v.type.kind) for v in g.inputs]
         self.outputs = [TensorInfo(v.name, v.type.dtype, v.type.shape, v.type.kind) for v in g.outputs]
         self._input_index = {v.name: i for i, v in enumerate(g.inputs)}
-        self._required = [v.name for v in g.inputs if v.name not in g.input_defaults]
+        # an input with a default (initializer) or of optional type may be left out
+        self._required = [v.name for v in g.inputs if v.name not in g.input_defaults
+                          and not v.type.kind.startswith("optional")]
         self._output_index = {n: i for i, n in enumerate(plan.output_names)}
 
     def __repr__(self) -> str:
@@ -459,11 +462,11 @@ class Session:
         sig = []
         for s, v in zip(plan.input_slots, values):
             env[s] = v
-            sig.append((v.dtype.num, v.shape) if v is not None else None)
+            sig.append((v.dtype.num, v.shape) if isinstance(v, np.ndarray) else None if v is None else False)
         for s, v in plan.default_slots.items():
             if env[s] is None:
                 env[s] = v
-        if self.options.specialize_shapes:
+        if self.options.specialize_shapes and False not in sig:  # sequences/optionals: no shape signature
             spec = plan.specialized(tuple(sig), env)
             if spec is not None:
                 template, program = spec

@@ -2,7 +2,8 @@
 
 - `FusedMatMul(A, W, bias?)`: A @ W (+ bias row) (-> activation), W a constant matrix, bias a constant row: one
   GEMM call with the bias and activation in its epilogue, over all leading dimensions of A at once;
-- `FusedConv(X, W, B?)`: a Conv whose activation is applied in place on its fresh output.
+- `FusedConv(X, W, B?)`: a Conv whose activation is applied in place on its fresh output;
+- `Activation(X)`: an activation with no op of its own in ONNX's older opsets (GELU written out with Erf).
 Attributes: `activation` (engine.linalg's names: relu, clip, leaky_relu, sigmoid, hardswish, gelu, gelu_tanh),
 `act_p0`, `act_p1` (its parameters); FusedConv also carries every Conv attribute.
 """
@@ -19,7 +20,18 @@ _NUMPY_ACT = {
     "clip": lambda y, p0, p1: np.clip(y, p0, p1, out=y),
     "leaky_relu": lambda y, p0, p1: np.multiply(y, np.where(y < 0, np.float32(p0), np.float32(1)), out=y),
     "sigmoid": lambda y, p0, p1: np.divide(1, 1 + np.exp(-y), out=y),
+    # slow fallbacks, for a build without the C activation kernels only
+    "gelu": lambda y, p0, p1: np.multiply(y, 0.5 * (1 + _erf(y / np.sqrt(2))), out=y),
+    "gelu_tanh": lambda y, p0, p1: np.multiply(
+        y, 0.5 * (1 + np.tanh(np.sqrt(2 / np.pi) * (y + 0.044715 * y ** 3))), out=y),
+    "hardswish": lambda y, p0, p1: np.multiply(y, np.clip(y / 6 + 0.5, 0, 1), out=y),
 }
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    import math
+
+    return np.vectorize(math.erf, otypes=[np.float64])(x).astype(x.dtype)
 
 
 def _act_params(ctx: NodeCtx):
@@ -96,4 +108,15 @@ def fused_conv(ctx: NodeCtx):
     def run(x, w, b=None):
         (y,) = conv(x, w, b)
         return (apply_activation(y, act),)
+    return run
+
+
+@register("Activation", domain="engine", shape_inputs=())
+def activation(ctx: NodeCtx):
+    act = _act_params(ctx)
+
+    def run(x):
+        if x.dtype != np.float32:
+            raise TypeError(f"engine::Activation: input has dtype {x.dtype}, expected float32")
+        return (apply_activation(np.array(x, dtype=np.float32, order="C"), act),)
     return run
