@@ -320,7 +320,7 @@ class Gallery:
         return removed
 
     # ---- search
-    def search(self, queries, k: int = 10, *, num_threads: int | None = None):
+    def search(self, queries, k: int = 10):
         """Top-k rows for each query: (scores, ids), each of shape (n_queries, min(k, len(self))), best first.
 
         queries: (m, d) or one vector (d,) of float32 (float16/float64 are converted). Scores are cosine
