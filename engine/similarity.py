@@ -179,7 +179,8 @@ class Gallery:
     similarities; with normalize=False scores are raw inner products.
     """
 
-    def __init__(self, embeddings=None, ids=None, dtype: str = "f32", normalize: bool = True, *, dim: int | None = None):
+    def __init__(self, embeddings=None, ids=None, dtype: str = "f32", normalize: bool = True, *,
+                 dim: int | None = None):
         if dtype not in _DTYPES:
             raise ValueError(f"unsupported gallery dtype {dtype!r}; use 'f32', 'f16' or 'i8'")
         self.dtype = dtype

@@ -82,7 +82,8 @@ def test_cosine_f16_i8_error_bounds(isa, d):
     got8 = engine.cosine_similarity(qa, qb)
     assert np.abs(got8 - ref).max() <= tol.I8_COS_ATOL
     # the i8 cosine itself is exact up to the final rounding
-    exact = (qa.astype(np.int64) * qb).sum(1) / np.sqrt((qa.astype(np.int64) ** 2).sum(1) * (qb.astype(np.int64) ** 2).sum(1))
+    qa64, qb64 = qa.astype(np.int64), qb.astype(np.int64)
+    exact = (qa64 * qb64).sum(1) / np.sqrt((qa64 ** 2).sum(1) * (qb64 ** 2).sum(1))
     assert np.abs(got8 - exact).max() <= 1e-7
 
 
