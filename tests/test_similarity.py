@@ -463,3 +463,20 @@ def test_cli_search(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[-2].startswith("query 0: 503 (1.0") and out[-1].startswith("query 1: 507 (1.0")
     assert engine.Gallery.load(gal).dtype == "f16"
+
+
+def test_concurrent_searches_from_python_threads():
+    """Several Python threads searching one gallery at once (they share the pool) get the single-threaded answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine.set_num_threads(2)
+    r = rng("concurrent")
+    G = r.standard_normal((6000, 48)).astype(np.float32)
+    Qs = [r.standard_normal((m, 48)).astype(np.float32) for m in (1, 3, 12, 40)]
+    g = engine.Gallery(G)
+    want = [g.search(q, 6) for q in Qs]
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(lambda q: g.search(q, 6), Qs * 5))
+    for j, (s, i) in enumerate(got):
+        np.testing.assert_array_equal(i, want[j % 4][1])
+        np.testing.assert_array_equal(s, want[j % 4][0])
