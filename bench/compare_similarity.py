@@ -23,8 +23,8 @@ The FMA peak per core is the ISA's flops per cycle (avx2: 2 FMA pipes x 8 lanes 
 unless --peak-gflops gives it. --clock cpu times with the process's CPU time instead of the wall clock (1 thread
 only): on a shared machine whose cores are oversubscribed, wall time also counts the time the benchmark waited for
 a core, CPU time does not (other processes still compete for memory bandwidth and caches, which lowers every
-column, the bandwidth measurement included). Peers that are not installed are skipped with a note. Every result is checked
-against float64 before it is timed. Exit status 0 even when a bar is missed (this is a report, not a gate).
+column, the bandwidth measurement included). Peers that are not installed are skipped with a note. Every result is
+checked against float64 before it is timed. Exit status 0 even when a bar is missed (this is a report, not a gate).
 """
 from __future__ import annotations
 
@@ -81,7 +81,8 @@ def _child(args) -> int:
         rows = []
         for d in PAIR_DIMS:
             a, b = pair(d)
-            ref = float(a.astype(np.float64) @ b / np.linalg.norm(a.astype(np.float64)) / np.linalg.norm(b.astype(np.float64)))
+            a64, b64 = a.astype(np.float64), b.astype(np.float64)
+            ref = float(a64 @ b64 / np.linalg.norm(a64) / np.linalg.norm(b64))
             cs = engine.cosine_similarity
             assert abs(cs(a, b) - ref) < 1e-5
             reps = 3 if quick else 7
@@ -186,7 +187,8 @@ def _report(o, markdown) -> list[str]:
             ppk = gfl / (peak * t) * 100 if peak else None
             sf = r["faiss"] / te if r["faiss"] else None
             sn = r["numpy"] / te
-            rows.append([n, m, dt, _fmt(te * 1e3), _fmt(gbs, ".1f"), _fmt(pbw, ".0f"), _fmt(gfl, ".1f"), _fmt(ppk, ".0f"),
+            rows.append([n, m, dt, _fmt(te * 1e3), _fmt(gbs, ".1f"), _fmt(pbw, ".0f"), _fmt(gfl, ".1f"),
+                         _fmt(ppk, ".0f"),
                          _fmt(r["faiss"] * 1e3 if r["faiss"] else None), _fmt(r["numpy"] * 1e3), _fmt(sf), _fmt(sn)])
             if sf is not None:
                 verdicts.append((f"search n={n} m={m} {dt} t{t}: engine vs faiss {sf:.2f}x (bar >= 1.0)", sf >= 1.0))
@@ -201,7 +203,8 @@ def _report(o, markdown) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="1 thread, 100k rows, fewer repeats: finishes in < 60 s")
     p.add_argument("--threads", type=int, nargs="+", default=None, help="thread counts (default 1 2; --quick: 1)")
     p.add_argument("--galleries", type=int, nargs="+", default=None,

@@ -179,7 +179,8 @@ class Gallery:
     similarities; with normalize=False scores are raw inner products.
     """
 
-    def __init__(self, embeddings=None, ids=None, dtype: str = "f32", normalize: bool = True, *, dim: int | None = None):
+    def __init__(self, embeddings=None, ids=None, dtype: str = "f32", normalize: bool = True, *,
+                 dim: int | None = None):
         if dtype not in _DTYPES:
             raise ValueError(f"unsupported gallery dtype {dtype!r}; use 'f32', 'f16' or 'i8'")
         self.dtype = dtype
@@ -320,7 +321,7 @@ class Gallery:
         return removed
 
     # ---- search
-    def search(self, queries, k: int = 10, *, num_threads: int | None = None):
+    def search(self, queries, k: int = 10):
         """Top-k rows for each query: (scores, ids), each of shape (n_queries, min(k, len(self))), best first.
 
         queries: (m, d) or one vector (d,) of float32 (float16/float64 are converted). Scores are cosine

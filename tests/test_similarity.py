@@ -82,7 +82,8 @@ def test_cosine_f16_i8_error_bounds(isa, d):
     got8 = engine.cosine_similarity(qa, qb)
     assert np.abs(got8 - ref).max() <= tol.I8_COS_ATOL
     # the i8 cosine itself is exact up to the final rounding
-    exact = (qa.astype(np.int64) * qb).sum(1) / np.sqrt((qa.astype(np.int64) ** 2).sum(1) * (qb.astype(np.int64) ** 2).sum(1))
+    qa64, qb64 = qa.astype(np.int64), qb.astype(np.int64)
+    exact = (qa64 * qb64).sum(1) / np.sqrt((qa64 ** 2).sum(1) * (qb64 ** 2).sum(1))
     assert np.abs(got8 - exact).max() <= 1e-7
 
 
@@ -462,3 +463,20 @@ def test_cli_search(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[-2].startswith("query 0: 503 (1.0") and out[-1].startswith("query 1: 507 (1.0")
     assert engine.Gallery.load(gal).dtype == "f16"
+
+
+def test_concurrent_searches_from_python_threads():
+    """Several Python threads searching one gallery at once (they share the pool) get the single-threaded answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine.set_num_threads(2)
+    r = rng("concurrent")
+    G = r.standard_normal((6000, 48)).astype(np.float32)
+    Qs = [r.standard_normal((m, 48)).astype(np.float32) for m in (1, 3, 12, 40)]
+    g = engine.Gallery(G)
+    want = [g.search(q, 6) for q in Qs]
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(lambda q: g.search(q, 6), Qs * 5))
+    for j, (s, i) in enumerate(got):
+        np.testing.assert_array_equal(i, want[j % 4][1])
+        np.testing.assert_array_equal(s, want[j % 4][0])

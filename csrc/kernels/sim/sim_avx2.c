@@ -255,6 +255,9 @@ void eng_scan_f32_avx2(size_t rows, size_t d, const float *q, const float *g, si
   for (size_t r = 0; r < rows; r++) out[r] = eng_dot_f32_avx2(d, q, g + r * ldg);
 }
 
+/* The f16 rows also get a software prefetch 1 KiB ahead (the next row at d = 512): measured 0.77-0.81 of a plain
+ * read loop's bandwidth without it, 0.92-0.95 with it (the same prefetch in the f32 scan measured 0.87-0.90
+ * against 0.95-0.96 without, so it has none). A prefetch past the end of the gallery cannot fault. */
 void eng_scan_f16_avx2(size_t rows, size_t d, const float *q, const uint16_t *g, size_t ldg, float *out) {
   assert(rows <= 1 || ldg >= d);
   const __m256i k = tail_mask_avx2(d % 8);
@@ -263,6 +266,7 @@ void eng_scan_f16_avx2(size_t rows, size_t d, const float *q, const uint16_t *g,
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     size_t i = 0;
     for (; i + 32 <= d; i += 32) {
+      _mm_prefetch((const char *)(p + i) + 1024, _MM_HINT_T0);
       s0 = _mm256_fmadd_ps(load_f16_avx2(p + i), _mm256_loadu_ps(q + i), s0);
       s1 = _mm256_fmadd_ps(load_f16_avx2(p + i + 8), _mm256_loadu_ps(q + i + 8), s1);
       s2 = _mm256_fmadd_ps(load_f16_avx2(p + i + 16), _mm256_loadu_ps(q + i + 16), s2);
