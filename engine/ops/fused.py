@@ -103,7 +103,10 @@ def fused_conv(ctx: NodeCtx):
     from engine.ops._registry import schema_version
 
     inner.version = schema_version("Conv", inner.opset) or inner.opset
-    conv = lookup("", "Conv").build(inner)
+    base = lookup("", "Conv")
+    if base is None:
+        raise Unsupported("FusedConv needs the Conv op")
+    conv = base.build(inner)
 
     def run(x, w, b=None):
         (y,) = conv(x, w, b)

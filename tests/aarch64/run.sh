@@ -71,13 +71,13 @@ fi
 rm -f "$WORK/engine/_C/_kernels.c"  # generated: must come from the suite's own Cython and numpy headers
 
 # Cythonizing under emulation takes 1-2 minutes, so the generated C is cached by everything it depends on:
-# the .pyx/.pxd, setup.py (directives), ENGINE_CYTHON_DEBUG and the suite's Cython and numpy versions.
+# the .pyx/.pxd and the .pxi files it includes, setup.py (directives), ENGINE_CYTHON_DEBUG and the suite's Cython and numpy versions.
 CACHE_DIR="${ENGINE_AARCH64_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/engine-aarch64}"
 ROOTFS=$("$A64PY" --suite "$SUITE" --info 2>/dev/null | awk '/^rootfs:/ { print $2; exit }')
 versions=$(cd "$ROOTFS/usr/lib/python3/dist-packages" 2>/dev/null && ls -d [Cc]ython-* numpy-* 2>/dev/null | tr '\n' ' ')
 cached_c=""
 if [ -n "$versions" ]; then
-  key=$( (cat "$WORK/engine/_C/_kernels.pyx" "$WORK/engine/_C/_kernels.pxd" "$WORK/setup.py"
+  key=$( (cat "$WORK/engine/_C/_kernels.pyx" "$WORK/engine/_C/_kernels.pxd" "$WORK"/engine/_C/*.pxi "$WORK/setup.py"
           echo "suite=$SUITE $versions debug=${ENGINE_CYTHON_DEBUG:-}") | sha256sum | cut -c1-16)
   cached_c="$CACHE_DIR/_kernels-$key.c"
   if [ -f "$cached_c" ]; then
