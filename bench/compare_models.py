@@ -156,9 +156,10 @@ def report(data: dict, stat: str, markdown: bool) -> str:
         fmt = "  ".join(f"{{:>{w}}}" for w in widths)
         lines = [title, "", fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
         lines += [fmt.format(*r) for r in rows]
-    if meta["usable_cpus"] and meta["loadavg_start"] + 2 > meta["usable_cpus"] + 0.5:
-        lines.append(f"\nnote: load average {meta['loadavg_start']:.2f} on {meta['usable_cpus']} CPU(s): other "
-                     "processes held cores, so 2-thread figures partly measure waiting for a core; re-run when quiet.")
+    if meta["loadavg_start"] >= 0.5:
+        lines.append(f"\nnote: load average {meta['loadavg_start']:.2f} at the start on {meta['usable_cpus']} CPU(s): "
+                     "other processes were using a core, so the multi-thread figures partly measure waiting for one "
+                     "(onnxruntime's spinning pool suffers most); re-run when the machine is quiet.")
     if notes:
         lines.append("")
         lines += notes
