@@ -162,6 +162,10 @@ else
     # conformance subset.
     EMU_ARGS=()
     [[ $FULL_EMU == 1 ]] || EMU_ARGS=(--ignore=tests/ops --ignore=tests/test_models.py --ignore=tests/test_demo.py)
+    # qemu's AVX2 CPU models mis-run numpy 2.4's own AVX2 loops (strided np.maximum gives wrong values, broadcast
+    # arithmetic has crashed): the op-kernel tests, whose references are those numpy loops, run natively at every
+    # ISA including avx2 instead, where numpy is trustworthy.
+    [[ $FULL_EMU == 1 || $want == scalar ]] || EMU_ARGS+=(--ignore=tests/kernels/test_ops_kernels.py)
     ENGINE_TEST_QUICK=$([[ $FULL_EMU == 1 ]] && echo "${ENGINE_TEST_QUICK:-0}" || echo 1) "$PUC" --cpu "$cpu" -- "${PYTEST[@]}" "${EMU_ARGS[@]}"
     rc=$?
     set -e
