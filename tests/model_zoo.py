@@ -29,7 +29,19 @@ from onnx import TensorProto, helper, numpy_helper
 
 IR_VERSION = 8
 DEFAULT_OPSET = 17
-NEWEST_OPSET = 26  # onnx 1.23 writes up to 28; onnxruntime 1.31 loads models up to opset 26
+def _newest_opset() -> int:
+    """The newest opset the installed onnxruntime loads: 26 for 1.31, but pip gives CPython 3.10 onnxruntime 1.23,
+    which refuses anything above 23 (the official releases); onnx 1.23 itself writes up to 28."""
+    try:
+        import onnxruntime
+
+        major, minor = (int(p) for p in onnxruntime.__version__.split(".")[:2])
+    except Exception:
+        return 23
+    return 26 if (major, minor) >= (1, 31) else 23
+
+
+NEWEST_OPSET = _newest_opset()
 FLOAT, FLOAT16, INT64, INT8, UINT8, INT32, BOOL = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.INT64,
                                                    TensorProto.INT8, TensorProto.UINT8, TensorProto.INT32,
                                                    TensorProto.BOOL)
