@@ -18,6 +18,7 @@ from engine._C import _kernels as _k
 __all__ = [
     "ACTIVATIONS", "BINARY_OPS", "activation", "binary", "softmax", "layer_norm", "rms_norm", "pool_output_size",
     "max_pool2d", "avg_pool2d", "global_avg_pool", "global_max_pool", "im2col", "depthwise_conv2d",
+    "ConvWeights", "conv2d",
 ]
 
 # name -> (C activation id, default parameters); the parameters are ONNX's attribute defaults.
@@ -453,4 +454,86 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, bias=None, strides=1, pads=No
         y[...] = depthwise_conv2d(x, w, bias, strides, pads, dilations, activation)
         return y
     _k.dwconv2d_f32(x, w, bias, y, n * c, c, g, cid, p0, p1)
+    return y
+
+
+class ConvWeights:
+    """Convolution weights (M, C/group, kh, kw) packed once for the implicit-GEMM kernel (`conv2d`). The packed
+    layout depends on the active micro-kernel's tile; if the ISA level changes (tests), it is repacked."""
+
+    __slots__ = ("w", "group", "_packed")
+
+    def __init__(self, w: np.ndarray, group: int = 1):
+        w = _f32(w, "w", "ConvWeights")
+        if w.ndim != 4 or min(w.shape) < 1:
+            raise ValueError(f"ConvWeights: w must be 4-D (M, C/group, kh, kw) and non-empty, got shape {w.shape}")
+        group = int(group)
+        if group < 1 or w.shape[0] % group:
+            raise ValueError(f"ConvWeights: group must be >= 1 and divide M = {w.shape[0]}, got {group}")
+        self.w, self.group, self._packed = w, group, None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.w.shape
+
+    def packed(self):
+        """(packed array, tile rows) for the active kernel."""
+        p = self._packed
+        if p is None or p[1] != _k.conv_tile()[0]:
+            m, cg, kh, kw = self.w.shape
+            # the packing uses only M, C, group and the kernel size: any valid image geometry does
+            g = (1, cg * self.group, kh, kw, m, self.group, kh, kw, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1)
+            p = self._packed = _k.conv2d_pack_f32(g, self.w)
+        return p
+
+
+def conv2d(x: np.ndarray, w, bias=None, strides=1, pads=None, dilations=1, group: int = 1, activation=None,
+           residual=None, out=None) -> np.ndarray:
+    """2-D convolution (ONNX Conv, NCHW float32) on the implicit-GEMM kernel, with the bias, a residual and an
+    activation fused: y = act(conv(x, w) + bias + residual).
+
+    w: (M, C/group, kh, kw) as in ONNX, or a `ConvWeights` (packed once; pass it when calling repeatedly).
+    Any kernel size, stride, dilation, explicit pads (top, left, bottom, right) and group count (depthwise
+    convolutions are faster on `depthwise_conv2d`). residual: None or an array of the output's shape.
+    activation: None, a name or (name, p0[, p1]) as in `activation()`. Sums run over the taps with FMA: within
+    about C/group * kh * kw eps sum |w x| of float64, before the activation."""
+    fn = "conv2d"
+    x = _nchw(x, fn)
+    cw = w if isinstance(w, ConvWeights) else ConvWeights(w, group)
+    if cw.group != int(group) and not isinstance(w, ConvWeights):
+        raise ValueError(f"{fn}: group mismatch")
+    group = cw.group
+    n, c, h, wd = x.shape
+    m, cg, kh, kw = cw.shape
+    if cg * group != c:
+        raise ValueError(f"{fn}: x has {c} channels, w expects {cg} x {group} groups = {cg * group}")
+    if bias is not None:
+        bias = _f32(bias, "bias", fn)
+        if bias.shape != (m,):
+            raise ValueError(f"{fn}: bias has shape {bias.shape}, expected ({m},)")
+    if isinstance(activation, (tuple, list)):
+        if not 1 <= len(activation) <= 3:
+            raise ValueError(f"{fn}: activation must be a name or (name, p0[, p1]), got {activation!r}")
+        cid, p0, p1 = _parse_activation(activation[0], *activation[1:], fn=fn)
+    else:
+        cid, p0, p1 = _parse_activation(activation, fn=fn)
+    g = _conv_geometry(h, wd, (kh, kw), strides, pads, dilations, fn)
+    oh, ow = g[2], g[3]
+    span_h, span_w = g[8] * (kh - 1) + 1, g[9] * (kw - 1) + 1
+    if h + g[10] + g[12] < span_h or wd + g[11] + g[13] < span_w:
+        raise ValueError(f"{fn}: the kernel ({kh}x{kw}, dilations {g[8]}x{g[9]}) is larger than the padded input "
+                         f"({h + g[10] + g[12]}x{wd + g[11] + g[13]})")
+    if residual is not None:
+        residual = _f32(residual, "residual", fn)
+        if residual.shape != (n, m, oh, ow):
+            raise ValueError(f"{fn}: residual has shape {residual.shape}, expected {(n, m, oh, ow)}")
+    y = _out(out, (n, m, oh, ow), fn)
+    if y.size == 0:
+        return y
+    if np.may_share_memory(y, x) or (residual is not None and np.may_share_memory(y, residual)):
+        y[...] = conv2d(x, cw, bias, strides, pads, dilations, group, activation, residual)
+        return y
+    wp, mr = cw.packed()
+    geo = (n, c, h, wd, m, group, kh, kw, g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13], oh, ow)
+    _k.conv2d_f32(geo, x, wp, mr, bias, residual, y, cid, p0, p1)
     return y

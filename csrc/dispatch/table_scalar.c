@@ -29,4 +29,5 @@ const eng_kernels_t eng_kernels_scalar = {
     .scan_i8 = eng_scan_i8_scalar,
     .cvt_f16_f32 = eng_cvt_f16_f32_scalar,
     .cvt_f32_f16 = eng_cvt_f32_f16_scalar,
+    .conv_f32 = &eng_conv_f32_scalar,
 };

@@ -196,4 +196,6 @@ def gemm_batch(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c, bint trans_a, bint t
     return c
 include "_exec.pxi"
 include "_ops.pxi"
+include "_table.pxi"
 include "_sim.pxi"
+include "_conv.pxi"

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "eng/eng_conv.h"
 #include "eng/eng_dispatch.h"
 #include "eng/eng_runtime.h"
 
@@ -579,6 +580,7 @@ static void bias_act_tests(const tab_t *t, counts_t *cnt) {
 
 /* ---------------------------------------------------------------- op kernels (act, binary, softmax, ...) */
 #include "test_ops.inc"
+#include "test_conv.inc"
 
 /* ---------------------------------------------------------------- main */
 
@@ -660,6 +662,7 @@ int main(int argc, char **argv) {
       if (s == ENG_SLOT_gemm_f32) gemm_tests(t, &c);
       else if (s == ENG_SLOT_gemv_f32) gemv_tests(t, &c);
       else if (s == ENG_SLOT_bias_act_f32) bias_act_tests(t, &c);
+      else if (s == ENG_SLOT_conv_f32) conv_tests(t, &c);
       else if (ops_tests(t, s, &c)) {
       } else if (eng_test_sim_slot(t->name, &t->eff, s, g_quick, &c.pass, &c.fail)) { /* tests/c/test_sim.c */
       } else {

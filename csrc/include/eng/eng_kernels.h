@@ -154,6 +154,23 @@ typedef void (*eng_scan_i8_fn)(size_t rows, size_t d, const int8_t *q, const int
 typedef void (*eng_cvt_f16_f32_fn)(size_t n, const uint16_t *x, float *y);
 typedef void (*eng_cvt_f32_f16_fn)(size_t n, const float *x, uint16_t *y);
 
+/* ---- implicit-GEMM convolution (csrc/kernels/conv; driver and API in eng_conv.h) ----
+ * The convolution is a GEMM whose B operand is never built: row p of B (one tap: input channel, kernel row and
+ * column) is the image itself, shifted by off[p] elements, because the driver lays the padded input out so that
+ * every output pixel of a wide output row reads its taps at the same relative offsets (see conv_driver.c).
+ * Micro-kernel contract: a is an MR x kc panel packed k-major (a[p*MR + i], rows >= m zero-padded), x points at
+ * the first output column of the tile, off[p] (p < kc) are element offsets. For i < m <= MR, j < n <= NR:
+ *   c[i*ldc + j] = sum_p a[p*MR + i] * x[off[p] + j]  (+ c[i*ldc + j] when accumulate)
+ * It reads x[off[p] + j] for every j < NR even when n < NR (the caller guarantees those floats exist), never
+ * reads c unless accumulate, and writes only the m x n corner. Sums run over p in increasing order. */
+typedef void (*eng_conv_ukr_f32_fn)(size_t kc, const float *ENG_RESTRICT a, const float *x, const int64_t *off,
+                                    float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, int accumulate);
+typedef struct eng_conv_f32_impl {
+  unsigned mr, nr;        /* register tile */
+  size_t kc;              /* taps per block (the A block MR x kc stays in L1, M x kc in L2) */
+  eng_conv_ukr_f32_fn ukr;
+} eng_conv_f32_impl_t;
+
 /* ---- the table ---- */
 typedef struct ENG_ALIGN(64) eng_kernels {
 #define ENG_KERNEL(name, type) type name;
@@ -177,6 +194,7 @@ extern const eng_kernels_t eng_kernels_neon;
 /* ---- variants (named eng_<op>_<dtype>_<isa>) ---- */
 #define ENG_DECLARE_VARIANTS(isa)                                                                         \
   extern const eng_gemm_f32_impl_t eng_gemm_f32_##isa;                                                    \
+  extern const eng_conv_f32_impl_t eng_conv_f32_##isa;                                                    \
   void eng_gemv_f32_##isa(size_t n, size_t k, float alpha, const float *ENG_RESTRICT x,                   \
                           const float *ENG_RESTRICT b, size_t ldb, int trans_b, float beta, float *ENG_RESTRICT y); \
   void eng_bias_act_f32_##isa(size_t n, float *y, const float *bias, float bias_s, const eng_act_t *act);         \
