@@ -5,8 +5,8 @@ else (other dtypes, 1-D/3-D convolutions, grouped convolutions, MaxPool's Indice
 the numpy implementation unchanged.
 
 - Conv / engine::FusedConv (2-D, float32, constant W): depthwise convolutions on the direct C kernel with bias and
-  activation fused; group-1 convolutions as im2col (C, threaded) + GEMM with the bias and activation in its
-  epilogue; a 1x1 stride-1 unpadded convolution is a GEMM on the activations directly.
+  activation fused; every other one (any group count) on the implicit-GEMM kernel (`kernels.conv2d`: no im2col,
+  weights packed once here) with the bias, FusedConv's residual input and the activation in its epilogue.
 - MaxPool / AveragePool (2-D) and GlobalAveragePool / GlobalMaxPool on the C pooling kernels.
 - Softmax / LogSoftmax and LayerNormalization on their row kernels.
 - Activations (Relu, Sigmoid, Tanh, LeakyRelu, Elu, HardSigmoid, HardSwish, Softplus, Gelu, Clip) and the binary
@@ -82,6 +82,9 @@ def _conv_attrs(ctx: NodeCtx):
 
 
 def _conv_fast(ctx: NodeCtx, base, act):
+    """The C path of a 2-D float32 Conv with constant weights (and bias): depthwise convolutions on the direct
+    kernel, every other group count on the implicit-GEMM kernel with the weights packed here, once. A 4th input
+    (engine::FusedConv's residual Z) is added before the activation, in the kernel's epilogue."""
     from engine.ops.nn import _conv_geometry  # the exact ONNX output-size formulas, shared with the numpy path
 
     w = ctx.const(1)
@@ -95,17 +98,15 @@ def _conv_fast(ctx: NodeCtx, base, act):
     s = tuple(strides) if strides else (1, 1)
     d = tuple(dil) if dil else (1, 1)
     p = tuple(pads) if pads else (0, 0, 0, 0)
-    if len(s) != 2 or len(d) != 2 or len(p) != 4:
+    if len(s) != 2 or len(d) != 2 or len(p) != 4 or group < 1 or m % group:
         return None
     bias = None if b is None else np.ascontiguousarray(b.reshape(-1), dtype=F32)
-    depthwise = group > 1 and cg == 1 and m == group
-    if group != 1 and not depthwise:
+    if bias is not None and bias.shape != (m,):
         return None
-    if depthwise:
-        wd = np.ascontiguousarray(w)
-    else:
-        w2 = np.ascontiguousarray(w.reshape(m, cg * kh * kw))
-    kind, p0, p1 = _activation(act) if act is not None else (0, 0.0, 0.0)
+    depthwise = group > 1 and cg == 1 and m == group
+    wd = np.ascontiguousarray(w) if depthwise else None
+    packed = None if depthwise else K.ConvWeights(np.ascontiguousarray(w), group)
+    residual = ctx.has_input(3)
     geo_cache: dict = {}
 
     def geometry(shape):
@@ -115,25 +116,21 @@ def _conv_fast(ctx: NodeCtx, base, act):
             g = geo_cache[shape] = (out, (pb[0], pb[1], pe[0], pe[1]))
         return g
 
-    def run(x, _w=None, _b=None):
-        if x.dtype != F32 or x.ndim != 4 or x.shape[1] != cg * group:
-            return base_run(x, _w, _b)
-        n, c, h, wd_ = x.shape
-        (oh, ow), pp = geometry((h, wd_))
+    def run(x, _w=None, _b=None, z=None):
+        if x.dtype != F32 or x.ndim != 4 or x.shape[1] != cg * group or (residual and z is None):
+            return base_run(x, _w, _b, z) if residual else base_run(x, _w, _b)
+        (oh, ow), pp = geometry(x.shape[2:])
         x = np.ascontiguousarray(x)
+        if z is not None and (z.dtype != F32 or z.shape != (x.shape[0], m, oh, ow)):
+            return base_run(x, _w, _b, z)  # a residual that needs broadcasting: the numpy path
         if depthwise:
-            return (K.depthwise_conv2d(x, wd, bias, s, pp, d, act),)
-        y = np.empty((n, m, oh, ow), F32)
-        direct = kh == kw == 1 and s == (1, 1) and not any(pp)
-        ohw = oh * ow
-        if direct:
-            cols = x.reshape(n, c, h * wd_)
-        else:  # the whole batch in one im2col call: images are consecutive groups of c channels
-            cols = K.im2col(x.reshape(n * c, h, wd_), (kh, kw), s, pp, d).reshape(n, c * kh * kw, ohw)
-        bk = _k.BIAS_ROW if bias is not None else _k.BIAS_NONE
-        for i in range(n):
-            _k.gemm(w2, cols[i], y[i].reshape(m, ohw), False, False, 1.0, 0.0, bias, bk, kind, p0, p1)
-        return (y,)
+            y = K.depthwise_conv2d(x, wd, bias, s, pp, d, act if z is None else None)
+            if z is not None:
+                y += z
+                if act is not None:
+                    K.activation(y, act[0], *act[1:], out=y)
+            return (y,)
+        return (K.conv2d(x, packed, bias, s, pp, d, group, act, None if z is None else np.ascontiguousarray(z)),)
 
     base_run = base(ctx)
     return run
