@@ -1,6 +1,6 @@
 """End-to-end model latency table: engine against onnxruntime in the same run, 1 and 2 threads, with ratios.
 
-    python bench/compare_models.py                   # full-size models (ResNet-18, MobileNetV2, BERT-small, vad)
+    python bench/compare_models.py                   # full-size models (ResNet-18/50, MobileNetV2, BERT-small, vad)
     python bench/compare_models.py --quick           # small stand-ins, CI smoke run (well under 90 s)
     python bench/compare_models.py --models bert_small,vad --threads 1 --markdown
 

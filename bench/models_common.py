@@ -2,9 +2,9 @@
 output check done before any timing.
 
 The models come from tests/model_zoo.py (onnx.helper builders with fixed seeds, nothing downloaded):
-BENCH_MODELS holds the full sizes (ResNet-18 224x224, MobileNetV2 224x224, BERT-small 4 layers x 512 hidden x 8
-heads at sequence 128 with a 30522-token vocabulary, and the ~470-node voice-activity model), BENCH_MODELS_QUICK
-small stand-ins of the same families for smoke runs (ENGINE_BENCH_QUICK=1 or --quick).
+BENCH_MODELS holds the full sizes (ResNet-18 and ResNet-50 224x224, MobileNetV2 224x224, BERT-small 4 layers x 512
+hidden x 8 heads at sequence 128 with a 30522-token vocabulary, and the ~470-node voice-activity model),
+BENCH_MODELS_QUICK small stand-ins of the same families for smoke runs (ENGINE_BENCH_QUICK=1 or --quick).
 
 Run from the repository root. Importing this module puts tests/ on sys.path (for model_zoo and tolerances) and,
 when engine is not installed, the repository root (the in-place build).
@@ -29,6 +29,7 @@ import tolerances as tol  # noqa: E402
 
 WHAT = {
     "resnet18": "ResNet-18, 1x3x224x224, 1000 classes (BatchNormalization unfused in the file)",
+    "resnet50": "ResNet-50 (bottleneck blocks), 1x3x224x224, 1000 classes (BatchNormalization unfused in the file)",
     "mobilenetv2": "MobileNetV2 1.0, 1x3x224x224, 1000 classes",
     "bert_small": "BERT-small encoder: 4 layers, hidden 512, 8 heads, FFN 2048, batch 1, seq 128",
     "vad": "voice-activity model: ~470 tiny nodes (STFT Conv1d, Slice/Concat, GRU, unrolled GRU cell), 512 samples",

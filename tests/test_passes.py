@@ -276,8 +276,8 @@ def test_fused_conv_residual_op(z_shape, act):
     x = RNG.standard_normal((2, 3, 5, 5)).astype(np.float32)
     z = RNG.standard_normal(z_shape).astype(np.float32)
     conv = _model([h.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
-                  [h.make_tensor_value_info("x", T.FLOAT, [2, 3, 5, 5])], [h.make_tensor_value_info("y", T.FLOAT, None)],
-                  [_c("w", w)])
+                  [h.make_tensor_value_info("x", T.FLOAT, [2, 3, 5, 5])],
+                  [h.make_tensor_value_info("y", T.FLOAT, None)], [_c("w", w)])
     want = ReferenceEvaluator(conv).run(None, {"x": x})[0] + z
     if act:
         want = np.clip(want, -0.5, 0.5)
