@@ -141,6 +141,7 @@ def fold_batchnorm(graph: Graph) -> None:
     uses = _Uses(graph)
     producer = {o: n for n in graph.nodes for o in n.outputs if o}
     drop = set()
+    replaced: set[str] = set()
     for bn in graph.nodes:
         if (bn.domain != "" or bn.op_type != "BatchNormalization" or any(o for o in bn.outputs[1:])
                 or not _arity(bn, 5) or not bn.outputs):
@@ -171,11 +172,24 @@ def fold_batchnorm(graph: Graph) -> None:
         graph.constants[wn] = new_w
         bname = _fresh(graph, (conv.inputs[2] if b is not None else conv.outputs[0]) + "_bnbias")
         graph.constants[bname] = new_b
+        replaced.update(x for x in conv.inputs[1:] + bn.inputs[1:5] if x)
         conv.inputs = [conv.inputs[0], wn, bname]
         conv.outputs = [bn.outputs[0]]
         drop.add(id(bn))
     if drop:
         graph.nodes = [n for n in graph.nodes if id(n) not in drop]
+        _drop_unread_constants(graph, replaced)
+
+
+def _drop_unread_constants(graph: Graph, names: set) -> None:
+    """Removes the constants among `names` that nothing reads any more (the weights a fold replaced), so the
+    session does not hold the model's weights twice."""
+    uses = _Uses(graph)
+    inputs = {v.name for v in graph.inputs}
+    for name in names:
+        if name not in uses.readers and name not in uses.pinned and name not in graph.input_defaults \
+                and name not in inputs:
+            graph.constants.pop(name, None)
 
 
 def _bias_row(graph: Graph, name: str, n_cols: int, out_rank: int) -> np.ndarray | None:

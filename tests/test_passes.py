@@ -285,3 +285,24 @@ def test_fused_conv_residual_op(z_shape, act):
     got = engine.Session(m).run({"x": x, "z": z})["y"]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(z, z_before)  # the residual input is never written
+
+
+def test_fold_batchnorm_drops_the_replaced_weights():
+    """The Conv weights a fold replaces are not kept (the session would hold the model's weights twice), unless
+    something else still reads them."""
+    cw = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    bn = [np.abs(RNG.standard_normal(4)).astype(np.float32) + 0.5 for _ in range(4)]
+    inits = [_c("cw", cw)] + [_c(n, a) for n, a in zip(["s", "bb", "m", "v"], bn)]
+    nodes = [h.make_node("Conv", ["x", "cw"], ["c"], pads=[1, 1, 1, 1]),
+             h.make_node("BatchNormalization", ["c", "s", "bb", "m", "v"], ["y"])]
+    x = {"x": RNG.standard_normal((1, 3, 5, 5)).astype(np.float32)}
+    outs = [h.make_tensor_value_info("y", T.FLOAT, None)]
+    m = _model(nodes, [h.make_tensor_value_info("x", T.FLOAT, [1, 3, 5, 5])], outs, inits)
+    on, _ = _same_three_ways(m, x, rtol=1e-4, atol=1e-5)
+    assert not {"cw", "s", "bb", "m", "v"} & set(on._plan.consts), sorted(on._plan.consts)
+    # the scale is also read by another node: it stays, the others go
+    m = _model(nodes + [h.make_node("Add", ["s", "s"], ["z"])], [h.make_tensor_value_info("x", T.FLOAT,
+                                                                                              [1, 3, 5, 5])],
+               outs + [h.make_tensor_value_info("z", T.FLOAT, None)], inits)
+    on, _ = _same_three_ways(m, x, rtol=1e-4, atol=1e-5)
+    assert "s" in on._plan.consts and not {"cw", "bb", "m", "v"} & set(on._plan.consts)
