@@ -6,10 +6,10 @@ Run from the repository root (not part of the default `pytest` run, whose testpa
     ENGINE_BENCH_QUICK=1 python -m pytest bench/bench_models.py  # small stand-ins, 3 rounds each, seconds
     python -m pytest bench/bench_models.py -k "bert and t1"
 
-Models (tests/model_zoo.py BENCH_MODELS, built in memory with fixed seeds): resnet18, mobilenetv2, bert_small and
-vad (a ~470-node voice-activity model where per-node overhead dominates). Each benchmark group is one model at one
-thread count ("model resnet18 t1"), so engine and onnxruntime sit side by side in one table. Test ids are
-`test_model[<model>-t<threads>-<impl>]`.
+Models (tests/model_zoo.py BENCH_MODELS, built in memory with fixed seeds): resnet18, resnet50, mobilenetv2,
+bert_small and vad (a ~470-node voice-activity model where per-node overhead dominates). Each benchmark group is one
+model at one thread count ("model resnet18 t1"), so engine and onnxruntime sit side by side in one table. Test ids
+are `test_model[<model>-t<threads>-<impl>]`.
 
 engine: engine.Session(model).run(feeds), pool size set with engine.set_num_threads(threads).
 onnxruntime: InferenceSession with all graph optimizations, intra_op_num_threads = threads,

@@ -1,6 +1,6 @@
 """End-to-end model latency table: engine against onnxruntime in the same run, 1 and 2 threads, with ratios.
 
-    python bench/compare_models.py                   # full-size models (ResNet-18, MobileNetV2, BERT-small, vad)
+    python bench/compare_models.py                   # full-size models (ResNet-18/50, MobileNetV2, BERT-small, vad)
     python bench/compare_models.py --quick           # small stand-ins, CI smoke run (well under 90 s)
     python bench/compare_models.py --models bert_small,vad --threads 1 --markdown
 
@@ -18,7 +18,6 @@ script still times onnxruntime on it.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import statistics
@@ -30,40 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import models_common as mc  # noqa: E402
 
 BAR = 1.5  # issue 3: engine latency at most 1.5x onnxruntime's on the benchmark models
-MIN_ROUNDS = 3
-
-
-def _time_pair(fns: dict, budget_s: float, sample_s: float, max_rounds: int) -> dict:
-    """Alternating timed rounds of every function in `fns`; returns name -> list of per-call seconds."""
-    inner, per_round = {}, 0.0
-    for name, fn in fns.items():
-        t0 = time.perf_counter()
-        fn()
-        est = max(time.perf_counter() - t0, 1e-7)
-        inner[name] = max(1, int(sample_s / est))
-        per_round += inner[name] * est
-    rounds = max(MIN_ROUNDS, min(max_rounds, int(budget_s / max(per_round, 1e-9))))
-    samples = {name: [] for name in fns}
-    names = list(fns)
-    gc_was = gc.isenabled()
-    gc.disable()
-    t_start = time.perf_counter()
-    try:
-        for r in range(rounds):
-            if r >= MIN_ROUNDS and time.perf_counter() - t_start > 2 * budget_s:
-                break  # much slower than estimated (a busy machine): stop at twice the budget
-            for name in (names if r % 2 == 0 else names[::-1]):
-                fn = fns[name]
-                t0 = time.perf_counter()
-                for _ in range(inner[name]):
-                    fn()
-                samples[name].append((time.perf_counter() - t0) / inner[name])
-    finally:
-        if gc_was:
-            gc.enable()
-    return samples
-
-
 def measure(args) -> dict:
     import engine
 
@@ -115,7 +80,7 @@ def measure(args) -> dict:
                     del fns["engine"]
             if fns:
                 engine.set_num_threads(threads)
-                samples = _time_pair(fns, args.budget, args.sample_ms / 1e3, args.max_rounds)
+                samples = mc.time_alternating(fns, args.budget, args.sample_ms / 1e3, args.max_rounds)
                 for k, s in samples.items():
                     row[k] = {"samples": s, "median": statistics.median(s), "best": min(s)}
             results.append(row)

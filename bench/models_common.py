@@ -2,9 +2,9 @@
 output check done before any timing.
 
 The models come from tests/model_zoo.py (onnx.helper builders with fixed seeds, nothing downloaded):
-BENCH_MODELS holds the full sizes (ResNet-18 224x224, MobileNetV2 224x224, BERT-small 4 layers x 512 hidden x 8
-heads at sequence 128 with a 30522-token vocabulary, and the ~470-node voice-activity model), BENCH_MODELS_QUICK
-small stand-ins of the same families for smoke runs (ENGINE_BENCH_QUICK=1 or --quick).
+BENCH_MODELS holds the full sizes (ResNet-18 and ResNet-50 224x224, MobileNetV2 224x224, BERT-small 4 layers x 512
+hidden x 8 heads at sequence 128 with a 30522-token vocabulary, and the ~470-node voice-activity model),
+BENCH_MODELS_QUICK small stand-ins of the same families for smoke runs (ENGINE_BENCH_QUICK=1 or --quick).
 
 Run from the repository root. Importing this module puts tests/ on sys.path (for model_zoo and tolerances) and,
 when engine is not installed, the repository root (the in-place build).
@@ -12,9 +12,11 @@ when engine is not installed, the repository root (the in-place build).
 from __future__ import annotations
 
 import functools
+import gc
 import importlib.util
 import os
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +31,7 @@ import tolerances as tol  # noqa: E402
 
 WHAT = {
     "resnet18": "ResNet-18, 1x3x224x224, 1000 classes (BatchNormalization unfused in the file)",
+    "resnet50": "ResNet-50 (bottleneck blocks), 1x3x224x224, 1000 classes (BatchNormalization unfused in the file)",
     "mobilenetv2": "MobileNetV2 1.0, 1x3x224x224, 1000 classes",
     "bert_small": "BERT-small encoder: 4 layers, hidden 512, 8 heads, FFN 2048, batch 1, seq 128",
     "vad": "voice-activity model: ~470 tiny nodes (STFT Conv1d, Slice/Concat, GRU, unrolled GRU cell), 512 samples",
@@ -115,3 +118,39 @@ def describe_unsupported(err) -> str:
     return f"{len(problems)} node(s): " + "; ".join(
         f"{reason}: " + ", ".join(f"{op} x{n}" if n > 1 else op for op, n in ops.most_common())
         for reason, ops in by_reason.items())
+
+
+MIN_ROUNDS = 3
+
+
+def time_alternating(fns: dict, budget_s: float, sample_s: float, max_rounds: int) -> dict:
+    """Alternating timed rounds of every function in `fns` (the order flips every round, so other processes' load
+    and clock drift hit all alike), at least MIN_ROUNDS, about `budget_s` in all; each sample is the mean of
+    back-to-back calls lasting about `sample_s`. Returns name -> list of per-call seconds, one per round."""
+    inner, per_round = {}, 0.0
+    for name, fn in fns.items():
+        t0 = time.perf_counter()
+        fn()
+        est = max(time.perf_counter() - t0, 1e-7)
+        inner[name] = max(1, int(sample_s / est))
+        per_round += inner[name] * est
+    rounds = max(MIN_ROUNDS, min(max_rounds, int(budget_s / max(per_round, 1e-9))))
+    samples = {name: [] for name in fns}
+    names = list(fns)
+    gc_was = gc.isenabled()
+    gc.disable()
+    t_start = time.perf_counter()
+    try:
+        for r in range(rounds):
+            if r >= MIN_ROUNDS and time.perf_counter() - t_start > 2 * budget_s:
+                break  # much slower than estimated (a busy machine): stop at twice the budget
+            for name in (names if r % 2 == 0 else names[::-1]):
+                fn = fns[name]
+                t0 = time.perf_counter()
+                for _ in range(inner[name]):
+                    fn()
+                samples[name].append((time.perf_counter() - t0) / inner[name])
+    finally:
+        if gc_was:
+            gc.enable()
+    return samples

@@ -7,8 +7,16 @@
   order, becomes one `engine::Activation` node (the C GELU kernel) instead of five elementwise passes;
 - `fuse_matmul_add`: MatMul by a constant matrix followed by Add of a constant bias row becomes one GEMM with a
   fused bias (`engine::FusedMatMul`);
+- `fuse_conv_add`: a residual connection, Add(Conv(X, W, B?), Z) in either operand order, becomes one
+  `engine::FusedConv(X, W, B or "", Z)` computing conv(X, W, B) + Z, when the Conv's output feeds nothing else and
+  Z is known (from shape inference) to have exactly the Conv output's shape and dtype float32 (an Add that could
+  broadcast the Conv output to a bigger shape is left alone); `fuse_activation` runs after it, so
+  Conv + Add + Relu becomes one node computing relu(conv + Z);
 - `fuse_activation`: Relu, Clip (constant bounds), LeakyRelu, Sigmoid, HardSwish or Gelu right after a Conv or a
-  (fused) MatMul is applied inside it: in the GEMM epilogue for MatMul, in place on the fresh Conv output.
+  (fused) MatMul is applied inside it: in the GEMM epilogue for MatMul, in place on the fresh Conv output (after
+  the residual, when the FusedConv has one).
+
+Passes run in the order of ALL_PASSES, whatever order they are asked for in.
 
 Every pass keeps results the same up to float rounding and can be switched off: `SessionOptions(passes=...)`
 (a set of names, or "all"/"none") or the environment variable ENGINE_DISABLE_PASSES (comma-separated names,
@@ -23,7 +31,7 @@ import numpy as np
 
 from engine.ir import Graph, Node
 
-ALL_PASSES = ("drop_identity", "fold_batchnorm", "fuse_gelu", "fuse_matmul_add", "fuse_activation")
+ALL_PASSES = ("drop_identity", "fold_batchnorm", "fuse_gelu", "fuse_matmul_add", "fuse_conv_add", "fuse_activation")
 ENGINE_DOMAIN = "engine"
 
 
@@ -133,6 +141,7 @@ def fold_batchnorm(graph: Graph) -> None:
     uses = _Uses(graph)
     producer = {o: n for n in graph.nodes for o in n.outputs if o}
     drop = set()
+    replaced: set[str] = set()
     for bn in graph.nodes:
         if (bn.domain != "" or bn.op_type != "BatchNormalization" or any(o for o in bn.outputs[1:])
                 or not _arity(bn, 5) or not bn.outputs):
@@ -163,11 +172,24 @@ def fold_batchnorm(graph: Graph) -> None:
         graph.constants[wn] = new_w
         bname = _fresh(graph, (conv.inputs[2] if b is not None else conv.outputs[0]) + "_bnbias")
         graph.constants[bname] = new_b
+        replaced.update(x for x in conv.inputs[1:] + bn.inputs[1:5] if x)
         conv.inputs = [conv.inputs[0], wn, bname]
         conv.outputs = [bn.outputs[0]]
         drop.add(id(bn))
     if drop:
         graph.nodes = [n for n in graph.nodes if id(n) not in drop]
+        _drop_unread_constants(graph, replaced)
+
+
+def _drop_unread_constants(graph: Graph, names: set) -> None:
+    """Removes the constants among `names` that nothing reads any more (the weights a fold replaced), so the
+    session does not hold the model's weights twice."""
+    uses = _Uses(graph)
+    inputs = {v.name for v in graph.inputs}
+    for name in names:
+        if name not in uses.readers and name not in uses.pinned and name not in graph.input_defaults \
+                and name not in inputs:
+            graph.constants.pop(name, None)
 
 
 def _bias_row(graph: Graph, name: str, n_cols: int, out_rank: int) -> np.ndarray | None:
@@ -315,6 +337,46 @@ def activation_of(graph: Graph, node: Node):
     return None
 
 
+def _same_shape(a, b) -> bool:
+    """Two inferred types are float32 tensors of one fully stated shape: every dim a known int or a symbol, equal
+    position by position (equal symbols are equal sizes in ONNX shape inference). Unknown dims or ranks: False."""
+    if a is None or b is None or a.kind != "tensor" or b.kind != "tensor" or a.shape is None or b.shape is None:
+        return False
+    if a.dtype is None or b.dtype is None or np.dtype(a.dtype) != np.float32 or np.dtype(b.dtype) != np.float32:
+        return False
+    return len(a.shape) == len(b.shape) and all(x is not None and x == y for x, y in zip(a.shape, b.shape))
+
+
+def fuse_conv_add(graph: Graph) -> None:
+    uses = _Uses(graph)
+    producer = {o: n for n in graph.nodes for o in n.outputs if o}
+    drop: set[int] = set()
+    for add in graph.nodes:
+        if (add.domain != "" or add.op_type != "Add" or len(add.inputs) != 2 or not _arity(add, 2)
+                or len(add.outputs) != 1 or not add.outputs[0] or "broadcast" in add.attrs):
+            continue
+        for side in (0, 1):
+            c_name, z = add.inputs[side], add.inputs[1 - side]
+            conv = producer.get(c_name)
+            if (conv is None or conv.domain != "" or conv.op_type != "Conv" or id(conv) in drop
+                    or not _arity(conv, 2) or len(conv.inputs) > 3 or len(conv.outputs) != 1 or z == c_name
+                    or uses.only_reader(c_name) is not add):
+                continue
+            # Z must match the conv output exactly: then Y has the conv output's shape and the residual is a
+            # plain elementwise add (no broadcasting, which a C epilogue could not do)
+            if not _same_shape(graph.type_of(c_name), graph.type_of(z)):
+                continue
+            b = conv.inputs[2] if len(conv.inputs) > 2 else ""
+            conv.op_type, conv.domain = "FusedConv", ENGINE_DOMAIN
+            conv.inputs = [conv.inputs[0], conv.inputs[1], b, z]
+            conv.outputs = [add.outputs[0]]
+            drop.add(id(add))
+            break
+    if drop:
+        graph.nodes = [n for n in graph.nodes if id(n) not in drop]
+        graph.opsets.setdefault(ENGINE_DOMAIN, 1)
+
+
 def fuse_activation(graph: Graph) -> None:
     uses = _Uses(graph)
     drop = set()
@@ -354,5 +416,5 @@ def fuse_activation(graph: Graph) -> None:
 
 
 _PASSES = {"drop_identity": drop_identity, "fold_batchnorm": fold_batchnorm, "fuse_gelu": fuse_gelu,
-           "fuse_matmul_add": fuse_matmul_add,
+           "fuse_matmul_add": fuse_matmul_add, "fuse_conv_add": fuse_conv_add,
            "fuse_activation": fuse_activation}

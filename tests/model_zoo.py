@@ -267,6 +267,31 @@ def build_resnet(depths=(1, 1), widths=(8, 16), image=32, num_classes=10, seed=1
     return g.build()
 
 
+def build_resnet_bottleneck(depths=(2, 1), widths=(8, 16), image=32, num_classes=10, expansion=4, seed=22,
+                            opset=DEFAULT_OPSET):
+    """ResNet with Bottleneck blocks, as torchvision (v1.5: the stride is on the 3x3) exports it, BatchNormalization
+    unfused: ResNet-50 is depths (3, 4, 6, 3), widths (64, 128, 256, 512), 224x224, 1000 classes. Each block is
+    1x1 Conv+BN+Relu (width), 3x3 Conv+BN+Relu (stride), 1x1 Conv+BN (width * expansion), Add(., shortcut), Relu;
+    the shortcut is a strided 1x1 Conv+BN where the shape changes. The last conv of a block gets a small gain (as
+    zero-initialised last BNs do in training), so 16 residual adds do not blow the activations up.
+    Dynamic batch: the input is ("batch", 3, image, image)."""
+    g = _G("resnet_bottleneck", seed, opset)
+    x = g.input("input", FLOAT, ["batch", 3, image, image])
+    c = widths[0]
+    x = g.op("MaxPool", [g.cba(x, 3, c, 7, 2)], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    for stage, (n, w) in enumerate(zip(depths, widths)):
+        out = w * expansion
+        for b in range(n):
+            s = 2 if (b == 0 and stage > 0) else 1
+            y = g.cba(g.cba(x, c, w, 1), w, w, 3, s)
+            y = g.bn(g.conv(y, w, out, 1, bias=False, gain=0.5), out)
+            short = g.bn(g.conv(x, c, out, 1, s, bias=False), out) if (s != 1 or c != out) else x
+            x, c = g.op("Relu", [g.op("Add", [y, short])]), out
+    x = g.op("Flatten", [g.op("GlobalAveragePool", [x])], axis=1)
+    g.output(g.fc(x, c, num_classes), "logits")
+    return g.build()
+
+
 MOBILENETV2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
                         (6, 320, 1, 1))
 
@@ -1015,6 +1040,7 @@ def _batch_inputs(model, seed=0, batch=1):
 
 FAMILIES: dict[str, Family] = {
     "resnet": Family(build_resnet, _batch_inputs),
+    "resnet_bottleneck": Family(build_resnet_bottleneck, _batch_inputs),
     "mobilenetv2": Family(build_mobilenetv2, make_float_inputs),
     "shufflenet": Family(build_shufflenet, make_float_inputs),
     "squeezenet": Family(build_squeezenet, make_float_inputs),
@@ -1039,7 +1065,8 @@ FAMILIES: dict[str, Family] = {
 
 # Outputs whose argmax over the last axis must be identical (classifiers; CTC frames for ocr_rec).
 CLASSIFIER_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "resnet": ("logits",), "mobilenetv2": ("logits",), "shufflenet": ("logits",), "squeezenet": ("probs",),
+    "resnet": ("logits",), "resnet_bottleneck": ("logits",), "mobilenetv2": ("logits",), "shufflenet": ("logits",),
+    "squeezenet": ("probs",),
     "densenet": ("logits",), "inception": ("logits",), "vgg": ("logits",), "ocr_rec": ("probs",),
     "bert": ("logits",), "qdq": ("logits",), "fp16": ("logits",),
 }
@@ -1047,6 +1074,7 @@ CLASSIFIER_OUTPUTS: dict[str, tuple[str, ...]] = {
 # Two settings of the symbolic dims (keyword arguments of make_inputs) that one Session must both run.
 DYNAMIC_DIMS: dict[str, tuple[dict, dict]] = {
     "resnet": ({"batch": 1}, {"batch": 3}),
+    "resnet_bottleneck": ({"batch": 1}, {"batch": 2}),
     "ocr_det": ({"height": 64, "width": 64}, {"height": 32, "width": 96}),
     "ocr_rec": ({"width": 64}, {"width": 100}),
     "bert": ({"batch": 1, "seq": 16}, {"batch": 3, "seq": 9}),
@@ -1060,6 +1088,8 @@ DYNAMIC_DIMS: dict[str, tuple[dict, dict]] = {
 # Full-size benchmark models: name -> (family, build kwargs, make_inputs kwargs).
 BENCH_MODELS: dict[str, tuple[str, dict, dict]] = {
     "resnet18": ("resnet", dict(depths=(2, 2, 2, 2), widths=(64, 128, 256, 512), image=224, num_classes=1000), {}),
+    "resnet50": ("resnet_bottleneck", dict(depths=(3, 4, 6, 3), widths=(64, 128, 256, 512), image=224,
+                                           num_classes=1000), {}),
     "mobilenetv2": ("mobilenetv2", dict(settings=MOBILENETV2_SETTINGS, stem=32, last=1280, image=224,
                                         num_classes=1000), {}),
     "bert_small": ("bert", dict(layers=4, hidden=512, heads=8, intermediate=2048, vocab=30522, max_pos=512,
@@ -1068,8 +1098,8 @@ BENCH_MODELS: dict[str, tuple[str, dict, dict]] = {
 }
 # Small stand-ins for the benchmark smoke run (same families, test sizes).
 BENCH_MODELS_QUICK: dict[str, tuple[str, dict, dict]] = {
-    "resnet18": ("resnet", {}, {}), "mobilenetv2": ("mobilenetv2", {}, {}), "bert_small": ("bert", {}, {}),
-    "vad": ("vad", {}, {}),
+    "resnet18": ("resnet", {}, {}), "resnet50": ("resnet_bottleneck", {}, {}), "mobilenetv2": ("mobilenetv2", {}, {}),
+    "bert_small": ("bert", {}, {}), "vad": ("vad", {}, {}),
 }
 
 

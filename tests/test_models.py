@@ -239,3 +239,17 @@ def test_two_threads_agree(family):
     ref = ort_run(ort_session(m), feeds)
     engine.set_num_threads(2)  # the autouse fixture in conftest.py restores the pool size
     assert_agree(family, engine.Session(m).run(feeds), ref, "2 threads")
+
+
+@pytest.mark.parametrize("family", ["resnet", "resnet_bottleneck"])
+def test_residual_blocks_are_fused(family):
+    """fold_batchnorm, fuse_conv_add and fuse_activation leave no BatchNormalization, Add or Relu in a ResNet: each
+    residual block ends in one FusedConv whose input 3 is the shortcut and whose activation is the block's Relu."""
+    m = model(family)
+    adds = sum(n.op_type == "Add" for n in m.graph.node)
+    assert adds >= 2
+    nodes = [st.node for st in engine.Session(m)._plan.steps]
+    ops = {n.op_type for n in nodes}
+    assert not ops & {"BatchNormalization", "Add", "Relu"}, ops
+    residual = [n for n in nodes if n.op_type == "FusedConv" and len(n.inputs) == 4]
+    assert len(residual) == adds and all(n.attrs.get("activation") == "relu" for n in residual)

@@ -117,3 +117,192 @@ def test_pass_switches(monkeypatch):
     monkeypatch.setenv("ENGINE_DISABLE_PASSES", "bogus")
     with pytest.raises(ValueError, match="ENGINE_DISABLE_PASSES"):
         enabled_passes("all")
+
+
+# ------------------------------------------------------------------------------------ fuse_conv_add (residuals)
+def _bn_inits(prefix, c):
+    r = np.random.default_rng(len(prefix) + c)
+    vals = [r.uniform(0.8, 1.2, c), r.normal(0, 0.1, c), r.normal(0, 0.1, c), r.uniform(0.8, 1.5, c)]
+    return [_c(f"{prefix}_{k}", v.astype(np.float32)) for k, v in zip("sbmv", vals)]
+
+
+def _bn(prefix, x, y):
+    return h.make_node("BatchNormalization", [x] + [f"{prefix}_{k}" for k in "sbmv"], [y], epsilon=1e-5)
+
+
+def _basic_block(x_shape, c=4, shortcut_first=False, downsample=False, bias=False):
+    """A ResNet basic block as exporters write it: Conv+BN+Relu, Conv+BN, Add(., shortcut), Relu; the shortcut is
+    the block input, or a strided 1x1 Conv+BN (downsample). shortcut_first: Add(shortcut, main)."""
+    cin = x_shape[1] if isinstance(x_shape[1], int) else c
+    s = 2 if downsample else 1
+    inits = [_c("w1", RNG.standard_normal((c, cin, 3, 3)).astype(np.float32) * 0.3),
+             _c("w2", RNG.standard_normal((c, c, 3, 3)).astype(np.float32) * 0.3)] + _bn_inits("bn1", c) + \
+        _bn_inits("bn2", c)
+    b2 = ["b2"] if bias else []
+    if bias:
+        inits.append(_c("b2", RNG.standard_normal(c).astype(np.float32)))
+    nodes = [h.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], strides=[s, s]), _bn("bn1", "c1", "n1"),
+             h.make_node("Relu", ["n1"], ["r1"]),
+             h.make_node("Conv", ["r1", "w2"] + b2, ["c2"], pads=[1, 1, 1, 1]), _bn("bn2", "c2", "n2")]
+    short = "x"
+    if downsample:
+        inits += [_c("ws", RNG.standard_normal((c, cin, 1, 1)).astype(np.float32) * 0.5)] + _bn_inits("bns", c)
+        nodes += [h.make_node("Conv", ["x", "ws"], ["cs"], strides=[s, s]), _bn("bns", "cs", "ns")]
+        short = "ns"
+    nodes += [h.make_node("Add", [short, "n2"] if shortcut_first else ["n2", short], ["a"]),
+              h.make_node("Relu", ["a"], ["y"])]
+    return _model(nodes, [h.make_tensor_value_info("x", T.FLOAT, x_shape)],
+                  [h.make_tensor_value_info("y", T.FLOAT, None)], inits)
+
+
+def _fused_convs(sess):
+    return [st.node for st in sess._plan.steps if st.node.op_type == "FusedConv"]
+
+
+@pytest.mark.parametrize("shortcut_first", [False, True], ids=["conv_first", "shortcut_first"])
+@pytest.mark.parametrize("bias", [False, True], ids=["nobias", "bias"])
+def test_fuse_conv_add_resnet_basic_block(shortcut_first, bias):
+    m = _basic_block([2, 4, 6, 6], shortcut_first=shortcut_first, bias=bias)
+    on, off = _same_three_ways(m, {"x": RNG.standard_normal((2, 4, 6, 6)).astype(np.float32)}, rtol=1e-4,
+                               atol=1e-5)
+    # 7 nodes -> 2: Conv+BN+Relu, and Conv+BN+Add+Relu with the block input as the residual
+    assert _ops(on) == [("engine", "FusedConv")] * 2, _ops(on)
+    first, second = _fused_convs(on)
+    assert len(first.inputs) == 3 and first.attrs["activation"] == "relu"
+    assert second.inputs[3] == "x" and second.attrs["activation"] == "relu" and second.outputs == ["y"]
+    assert second.inputs[2] != "" and second.inputs[2] in on._plan.consts  # the folded BN gives it a bias
+    assert ("", "Add") in _ops(off) and len(_ops(off)) == 7
+
+
+def test_fuse_conv_add_downsample_block_symbolic_batch():
+    """Both Add operands are Conv+BN outputs (strided shortcut); the batch dim is symbolic and equal on both
+    sides; one Session runs two batch sizes."""
+    m = _basic_block(["N", 3, 8, 8], downsample=True)
+    for n in (1, 3):
+        on, off = _same_three_ways(m, {"x": RNG.standard_normal((n, 3, 8, 8)).astype(np.float32)}, rtol=1e-4,
+                                   atol=1e-5)
+    ops = _ops(on)
+    assert ("", "Add") not in ops and ("", "Relu") not in ops and ("", "BatchNormalization") not in ops, ops
+    assert sorted(ops) == [("", "Conv"), ("engine", "FusedConv"), ("engine", "FusedConv")], ops
+    res = [n for n in _fused_convs(on) if len(n.inputs) == 4]
+    assert len(res) == 1 and res[0].attrs["activation"] == "relu"
+
+
+def test_fuse_conv_add_switch():
+    m = _basic_block([1, 4, 5, 5])
+    x = {"x": RNG.standard_normal((1, 4, 5, 5)).astype(np.float32)}
+    only_act = engine.Session(m, engine.SessionOptions(passes=[p for p in ALL_PASSES if p != "fuse_conv_add"]))
+    assert _ops(only_act) == [("engine", "FusedConv"), ("", "Conv"), ("", "Add"), ("", "Relu")], _ops(only_act)
+    no_act = engine.Session(m, engine.SessionOptions(passes=[p for p in ALL_PASSES if p != "fuse_activation"]))
+    assert _ops(no_act) == [("", "Conv"), ("", "Relu"), ("engine", "FusedConv"), ("", "Relu")], _ops(no_act)
+    assert "activation" not in _fused_convs(no_act)[0].attrs
+    ref = engine.Session(m, engine.SessionOptions(passes="none")).run(x)["y"]
+    for s in (only_act, no_act):
+        np.testing.assert_allclose(s.run(x)["y"], ref, rtol=1e-4, atol=1e-5)
+
+
+def _conv_add(z_shape, x_shape=(1, 4, 5, 5), extra_reader=False, z_is_output=False):
+    w = RNG.standard_normal((4, 4, 3, 3)).astype(np.float32)
+    nodes = [h.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), h.make_node("Add", ["c", "z"], ["a"]),
+             h.make_node("Relu", ["a"], ["y"])]
+    outs = [h.make_tensor_value_info("y", T.FLOAT, None)]
+    if extra_reader:
+        nodes.append(h.make_node("Neg", ["c"], ["n"]))
+        outs.append(h.make_tensor_value_info("n", T.FLOAT, None))
+    if z_is_output:
+        outs.append(h.make_tensor_value_info("c", T.FLOAT, None))
+    return _model(nodes, [h.make_tensor_value_info("x", T.FLOAT, x_shape), h.make_tensor_value_info("z", T.FLOAT,
+                                                                                                      z_shape)],
+                  outs, [_c("w", w)])
+
+
+@pytest.mark.parametrize("case", ["second_reader", "graph_output", "z_broadcasts_conv", "z_broadcast_into_conv",
+                                  "z_rank_bigger", "z_shape_unknown", "x_shape_unknown", "other_symbol"])
+def test_fuse_conv_add_leaves_alone(case):
+    x_shape, z_shape, kw = [1, 4, 5, 5], [1, 4, 5, 5], {}
+    if case == "second_reader":
+        kw["extra_reader"] = True
+    elif case == "graph_output":
+        kw["z_is_output"] = True
+    elif case == "z_broadcasts_conv":     # Y (3, 4, 5, 5) is bigger than the conv output (1, 4, 5, 5)
+        z_shape = [3, 4, 5, 5]
+    elif case == "z_broadcast_into_conv":  # a per-channel Z (4, 1, 1): Y has the conv's shape, but Z broadcasts
+        z_shape = [4, 1, 1]
+    elif case == "z_rank_bigger":
+        z_shape = [2, 1, 4, 5, 5]
+    elif case == "z_shape_unknown":
+        z_shape = None
+    elif case == "x_shape_unknown":
+        x_shape = None
+    elif case == "other_symbol":          # batch "N" vs "M": may differ (M > 1 = N broadcasts the conv output)
+        x_shape, z_shape = ["N", 4, 5, 5], ["M", 4, 5, 5]
+    m = _conv_add(z_shape, x_shape, **kw)
+    zs = {"z_broadcasts_conv": (3, 4, 5, 5), "z_broadcast_into_conv": (4, 1, 1),
+          "z_rank_bigger": (2, 1, 4, 5, 5), "other_symbol": (2, 4, 5, 5)}.get(case, (1, 4, 5, 5))
+    feeds = {"x": RNG.standard_normal((1, 4, 5, 5)).astype(np.float32), "z": RNG.standard_normal(zs).astype(np.float32)}
+    on, _ = _same_three_ways(m, feeds, rtol=1e-5, atol=1e-5)
+    assert ("", "Add") in _ops(on), _ops(on)
+    assert all(len(n.inputs) == 3 for n in _fused_convs(on))
+
+
+def test_fuse_conv_add_fires_on_the_plain_pattern():
+    """The positive twin of the cases above (same builder): known equal shapes are fused."""
+    m = _conv_add([1, 4, 5, 5])
+    feeds = {"x": RNG.standard_normal((1, 4, 5, 5)).astype(np.float32),
+             "z": RNG.standard_normal((1, 4, 5, 5)).astype(np.float32)}
+    on, _ = _same_three_ways(m, feeds)
+    assert _ops(on) == [("engine", "FusedConv")]
+    (n,) = _fused_convs(on)
+    assert n.inputs == ["x", "w", "", "z"] and n.attrs["activation"] == "relu"
+
+
+def _fused_conv_model(z_shape, act):
+    w = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    attrs = dict(pads=[1, 1, 1, 1], kernel_shape=[3, 3])
+    if act:
+        attrs.update(activation="clip", act_p0=-0.5, act_p1=0.5)
+    node = h.make_node("FusedConv", ["x", "w", "", "z"], ["y"], domain="engine", **attrs)
+    g = h.make_graph([node], "g", [h.make_tensor_value_info("x", T.FLOAT, [2, 3, 5, 5]),
+                                   h.make_tensor_value_info("z", T.FLOAT, z_shape)],
+                     [h.make_tensor_value_info("y", T.FLOAT, None)], [_c("w", w)])
+    return h.make_model(g, opset_imports=[h.make_opsetid("", 17), h.make_opsetid("engine", 1)]), w
+
+
+@pytest.mark.parametrize("z_shape", [(2, 4, 5, 5), (4, 1, 1)], ids=["same", "broadcast"])
+@pytest.mark.parametrize("act", [False, True], ids=["noact", "clip"])
+def test_fused_conv_residual_op(z_shape, act):
+    """engine::FusedConv(X, W, "", Z) is act(conv(X, W) + Z) on its own, also when Z broadcasts at run time."""
+    m, w = _fused_conv_model(list(z_shape), act)
+    x = RNG.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    z = RNG.standard_normal(z_shape).astype(np.float32)
+    conv = _model([h.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
+                  [h.make_tensor_value_info("x", T.FLOAT, [2, 3, 5, 5])],
+                  [h.make_tensor_value_info("y", T.FLOAT, None)], [_c("w", w)])
+    want = ReferenceEvaluator(conv).run(None, {"x": x})[0] + z
+    if act:
+        want = np.clip(want, -0.5, 0.5)
+    z_before = z.copy()
+    got = engine.Session(m).run({"x": x, "z": z})["y"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(z, z_before)  # the residual input is never written
+
+
+def test_fold_batchnorm_drops_the_replaced_weights():
+    """The Conv weights a fold replaces are not kept (the session would hold the model's weights twice), unless
+    something else still reads them."""
+    cw = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    bn = [np.abs(RNG.standard_normal(4)).astype(np.float32) + 0.5 for _ in range(4)]
+    inits = [_c("cw", cw)] + [_c(n, a) for n, a in zip(["s", "bb", "m", "v"], bn)]
+    nodes = [h.make_node("Conv", ["x", "cw"], ["c"], pads=[1, 1, 1, 1]),
+             h.make_node("BatchNormalization", ["c", "s", "bb", "m", "v"], ["y"])]
+    x = {"x": RNG.standard_normal((1, 3, 5, 5)).astype(np.float32)}
+    outs = [h.make_tensor_value_info("y", T.FLOAT, None)]
+    m = _model(nodes, [h.make_tensor_value_info("x", T.FLOAT, [1, 3, 5, 5])], outs, inits)
+    on, _ = _same_three_ways(m, x, rtol=1e-4, atol=1e-5)
+    assert not {"cw", "s", "bb", "m", "v"} & set(on._plan.consts), sorted(on._plan.consts)
+    # the scale is also read by another node: it stays, the others go
+    m = _model(nodes + [h.make_node("Add", ["s", "s"], ["z"])], [h.make_tensor_value_info("x", T.FLOAT,
+                                                                                              [1, 3, 5, 5])],
+               outs + [h.make_tensor_value_info("z", T.FLOAT, None)], inits)
+    on, _ = _same_three_ways(m, x, rtol=1e-4, atol=1e-5)
+    assert "s" in on._plan.consts and not {"cw", "bb", "m", "v"} & set(on._plan.consts)

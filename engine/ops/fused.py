@@ -2,7 +2,9 @@
 
 - `FusedMatMul(A, W, bias?)`: A @ W (+ bias row) (-> activation), W a constant matrix, bias a constant row: one
   GEMM call with the bias and activation in its epilogue, over all leading dimensions of A at once;
-- `FusedConv(X, W, B?)`: a Conv whose activation is applied in place on its fresh output;
+- `FusedConv(X, W, B?, Z?)`: act(Conv(X, W, B) + Z): a Conv, then the residual Z (optional input 3, made by the
+  `fuse_conv_add` pass; B is then "" when the Conv had no bias) added and the activation applied, both in place on
+  the fresh Conv output;
 - `Activation(X)`: an activation with no op of its own in ONNX's older opsets (GELU written out with Erf).
 Attributes: `activation` (engine.linalg's names: relu, clip, leaky_relu, sigmoid, hardswish, gelu, gelu_tanh),
 `act_p0`, `act_p1` (its parameters); FusedConv also carries every Conv attribute.
@@ -98,7 +100,10 @@ def fused_matmul(ctx: NodeCtx):
 def fused_conv(ctx: NodeCtx):
     act = _act_params(ctx)
     conv_attrs = {k: v for k, v in ctx.node.attrs.items() if k not in ("activation", "act_p0", "act_p1")}
-    node = Node("Conv", ctx.node.inputs, ctx.node.outputs, conv_attrs, ctx.node.name, "")
+    if ctx.n_inputs > 4:
+        raise Unsupported(f"FusedConv takes at most 4 inputs (X, W, B, Z), got {ctx.n_inputs}")
+    residual = ctx.has_input(3)
+    node = Node("Conv", ctx.node.inputs[:3], ctx.node.outputs, conv_attrs, ctx.node.name, "")
     inner = NodeCtx(node, ctx.graph, ctx.graph.opsets.get("", ctx.opset), None, ctx._constants)
     from engine.ops._registry import schema_version
 
@@ -108,10 +113,21 @@ def fused_conv(ctx: NodeCtx):
         raise Unsupported("FusedConv needs the Conv op")
     conv = base.build(inner)
 
-    def run(x, w, b=None):
+    def run(x, w, b=None, z=None):
         (y,) = conv(x, w, b)
+        if residual:
+            y = _add_residual(y, z)
         return (apply_activation(y, act),)
     return run
+
+
+def _add_residual(y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """y + z with ONNX Add semantics, in place on y when y is the conv's own fresh array of z's shape."""
+    if z.dtype != y.dtype:
+        raise TypeError(f"FusedConv: the residual input has dtype {z.dtype}, the convolution output {y.dtype}")
+    if z.shape == y.shape and y.flags.writeable and y.base is None:
+        return np.add(y, z, out=y)
+    return np.add(y, z)  # a view, or shapes the load-time check did not foresee: broadcast like Add
 
 
 @register("Activation", domain="engine", shape_inputs=())
