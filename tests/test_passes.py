@@ -174,6 +174,23 @@ def test_fuse_conv_add_resnet_basic_block(shortcut_first, bias):
     assert ("", "Add") in _ops(off) and len(_ops(off)) == 7
 
 
+def test_fused_conv_residual_runs_in_the_c_epilogue(monkeypatch):
+    """The fused residual reaches the C kernel's epilogue (kernels.conv2d's residual argument), not a numpy add."""
+    import engine.kernels as K
+
+    seen = []
+    orig = K.conv2d
+
+    def spy(*a, **kw):
+        seen.append(kw.get("residual", a[8] if len(a) > 8 else None) is not None)
+        return orig(*a, **kw)
+
+    monkeypatch.setattr(K, "conv2d", spy)
+    m = _basic_block([2, 4, 6, 6], bias=True)
+    on, _ = _same_three_ways(m, {"x": RNG.standard_normal((2, 4, 6, 6)).astype(np.float32)}, rtol=1e-4, atol=1e-5)
+    assert True in seen and False in seen, seen
+
+
 def test_fuse_conv_add_downsample_block_symbolic_batch():
     """Both Add operands are Conv+BN outputs (strided shortcut); the batch dim is symbolic and equal on both
     sides; one Session runs two batch sizes."""

@@ -145,7 +145,7 @@ def conv(ctx: NodeCtx, base):
 def fused_conv(ctx: NodeCtx, base):
     from engine.ops.fused import _act_params
 
-    if ctx.n_inputs > 3:  # residual input Z: the base op (C conv, + Z, activation) until the C epilogue takes Z
+    if ctx.n_inputs > 4:
         return base(ctx)
     return _conv_fast(ctx, base, _act_params(ctx)) or base(ctx)
 
