@@ -33,8 +33,8 @@ eng_status_t eng_col2im_run_f32(const eng_convt2d_t *g, size_t c, const float *c
 /* Transposed convolution of n images: x is n x c x (h*w), y is n x m x (oh*ow), bias NULL or m floats.
  * wt are the weights pre-arranged as groups matrices of (m/groups*kh*kw) x (c/groups), row-major: matrix gi, row
  * (mo*kh + a)*kw + b, column ci is ONNX's W[gi*c/groups + ci, mo, a, b]. c and m must be multiples of groups.
- * Allocates a column workspace of at most about ENG_CONVT_BLOCK_BYTES (more when one input row needs it);
- * ENG_ERR_NOMEM if that fails. */
+ * Allocates a column workspace of about ENGINE_CONVT_BLOCK_KB KiB (environment, default 512; 0: a whole image;
+ * more when one input row needs it); ENG_ERR_NOMEM if that fails. */
 eng_status_t eng_convt2d_run_f32(const eng_convt2d_t *g, size_t n, size_t c, size_t m, size_t groups, const float *x,
                                  const float *wt, const float *bias, float *y);
 
