@@ -435,3 +435,16 @@ def test_kernel_bad_arguments():
     with pytest.raises(OverflowError):
         _k.col2im_f32(np.zeros(0, np.float32), None, np.zeros(0, np.float32), 0,
                       (3, 3, 5, 5, 1 << 62, 2, 1, 1, 1, 1, 0, 0))
+
+
+@pytest.mark.parametrize("opset", [1, 11, 22])
+def test_every_version(opset, c_calls):
+    """ConvTranspose-1, -11 and -22 have the same attributes and semantics; each takes the C path."""
+    r = rng("convt-version", opset)
+    x = r.standard_normal((2, 4, 5, 6)).astype(np.float32)
+    w = r.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = r.standard_normal(6).astype(np.float32)
+    attrs = dict(strides=[2, 2], pads=[1, 0, 0, 1], output_padding=[1, 0], group=2)
+    got = engine.Session(make_model(x.shape, w, b, attrs, opset=opset)).run(None, {"x": x})[0]
+    assert len(c_calls) == 1
+    assert_close(got, x, w, b, attrs, what=f"opset {opset}")
