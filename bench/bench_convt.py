@@ -4,7 +4,7 @@ W and B as initializers, 1 thread by default.
     python bench/bench_convt.py                # 1 thread
     python bench/bench_convt.py --threads 2
 
-Times are per Session.run call, best of several samples, measured as CPU time of the calling thread
+Times are per Session.run call, best of rounds in rotating order, measured as CPU time of the calling thread
 (time.thread_time: with 1 thread all work runs on it, for engine and for ORT with intra_op_num_threads=1; other
 processes on a shared machine do not inflate it) and as wall time. Ratios ort/eng > 1 mean engine is faster.
 Every output is checked against onnxruntime first.
@@ -40,24 +40,30 @@ def model(x_shape, w, b, strides, pads):
     return m
 
 
-def best(fn, samples: int, budget_s: float):
-    fn()
-    bt = bw = float("inf")
+def interleaved(fns, samples: int, budget_s: float):
+    """Best (thread CPU time, wall time) in ms per function, sampled in rounds whose order rotates, so that load
+    from other processes and clock changes hit every implementation alike."""
+    for f in fns:
+        f()
+    bt = [float("inf")] * len(fns)
+    bw = [float("inf")] * len(fns)
     end = time.perf_counter() + budget_s
-    for _ in range(samples):
-        t0, w0 = time.thread_time(), time.perf_counter()
-        fn()
-        bt, bw = min(bt, time.thread_time() - t0), min(bw, time.perf_counter() - w0)
+    for r in range(samples):
+        for k in range(len(fns)):
+            i = (k + r) % len(fns)
+            t0, w0 = time.thread_time(), time.perf_counter()
+            fns[i]()
+            bt[i], bw[i] = min(bt[i], time.thread_time() - t0), min(bw[i], time.perf_counter() - w0)
         if time.perf_counter() > end:
             break
-    return bt * 1e3, bw * 1e3
+    return [(a * 1e3, b * 1e3) for a, b in zip(bt, bw)]
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--samples", type=int, default=30)
-    ap.add_argument("--budget", type=float, default=3.0, help="seconds per implementation and layer")
+    ap.add_argument("--samples", type=int, default=100, help="rounds per layer (each round runs every implementation)")
+    ap.add_argument("--budget", type=float, default=6.0, help="seconds per layer at most")
     args = ap.parse_args()
     import onnxruntime as ort
 
@@ -89,9 +95,8 @@ def main():
         assert ye.shape == yo.shape, (ye.shape, yo.shape)
         assert np.allclose(ye, yo, atol=1e-4, rtol=1e-4), np.abs(ye - yo).max()
         assert np.allclose(yn, yo, atol=1e-4, rtol=1e-4)
-        te = best(lambda: se.run(None, {"x": x}), args.samples, args.budget)
-        tn = best(lambda: sn.run(None, {"x": x}), args.samples, args.budget)
-        to = best(lambda: so_.run(None, {"x": x}), args.samples, args.budget)
+        te, tn, to = interleaved([lambda: se.run(None, {"x": x}), lambda: sn.run(None, {"x": x}),
+                                  lambda: so_.run(None, {"x": x})], args.samples, args.budget)
         print(f"{name:26s} {te[0]:9.3f} {tn[0]:9.3f} {to[0]:9.3f} {to[0] / te[0]:8.2f} {tn[0] / te[0]:7.2f}"
               f"   wall {te[1]:.3f} / {to[1]:.3f} ms")
 
