@@ -123,13 +123,13 @@ static void col2im_channel(const col2im_job_t *jb, size_t ch) {
     for (size_t b = 0; b < g->kw; b++) {
       const float *src = jb->col + (ch * taps + a * g->kw + b) * jb->ld;
       const ptrdiff_t off = (ptrdiff_t)(b * g->dw) - g->pl;
-      ptrdiff_t jlo, jhi, plo = 0, phi = 0;
+      ptrdiff_t jlo, jhi, qlo = 0, qhi = 0, plo = 0, phi = 0;
       col_range(off, sw, OW, W, &jlo, &jhi);
       const float *src1 = NULL;
-      if (pairs && b + 1 < g->kw) { /* taps b, b+1: the common range together, the rest of each alone */
-        col_range(off + 1, sw, OW, W, &plo, &phi);
-        if (plo < jlo) plo = jlo;
-        if (phi > jhi) phi = jhi;
+      if (pairs && b + 1 < g->kw) { /* taps b, b+1: the common range [plo, phi) together, the rest of each alone */
+        col_range(off + 1, sw, OW, W, &qlo, &qhi);
+        plo = qlo > jlo ? qlo : jlo;
+        phi = qhi < jhi ? qhi : jhi;
         if (plo < phi) src1 = src + jb->ld;
       }
       for (size_t i = jb->i0; i < jb->i1; i++) {
@@ -138,8 +138,6 @@ static void col2im_channel(const col2im_job_t *jb, size_t ch) {
         const size_t so = (i - jb->i0) * g->w;
         float *yr = yp + oy * OW; /* output column c is yr[c]; every index below is inside [0, ow) */
         if (src1) {
-          ptrdiff_t qlo, qhi; /* tap b+1 alone outside the common range */
-          col_range(off + 1, sw, OW, W, &qlo, &qhi);
           for (ptrdiff_t j = jlo; j < plo; j++) yr[j * 2 + off] += src[so + (size_t)j];
           for (ptrdiff_t j = qlo; j < (qhi < plo ? qhi : plo); j++) yr[j * 2 + off + 1] += src1[so + (size_t)j];
           add_pair_s2(yr + plo * 2 + off, src + so + (size_t)plo, src1 + so + (size_t)plo, (size_t)(phi - plo));
