@@ -410,18 +410,26 @@ def test_gil_released(what):
     engine.set_num_threads(1)
     r = rng("gil", what)
     n = 20000
-    while True:  # size the call so it takes at least ~20 ms here (native or emulated)
+
+    def make(n):
         G = r.standard_normal((n, 128)).astype(np.float32)
         g = engine.Gallery(G) if what == "search" else None
         Q = G[:64]
-        calls = {"search": lambda: g.search(Q, 5), "cdist": lambda: engine.cdist(Q, G),
-                 "rows": lambda: engine.cosine_similarity(G, G)}
-        fn = calls[what]
-        t0 = time.perf_counter()
-        fn()
-        if time.perf_counter() - t0 > 0.02 or n >= 640000:
-            break
+        return {"search": lambda: g.search(Q, 5), "cdist": lambda: engine.cdist(Q, G),
+                "rows": lambda: engine.cosine_similarity(G, G)}[what]
+
+    def fastest(fn):  # the best of two calls: the first may pay page faults, either may wait for a busy core
+        best = float("inf")
+        for _ in range(2):
+            t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    fn = make(n)
+    while fastest(fn) < 0.02 and n < 640000:  # size the call so it takes at least ~20 ms here (native or emulated)
         n *= 2
+        fn = make(n)
     counter = [0]
     stop = threading.Event()
 
