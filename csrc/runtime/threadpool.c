@@ -311,3 +311,14 @@ int eng_pool_live_workers(void) {
   pthread_mutex_unlock(&p->run_mu);
   return n;
 }
+
+size_t eng_task_count(size_t units, size_t per_unit, size_t min_task_work) {
+  if (units <= 1) return units;
+  size_t work;
+  if (!eng_mul_size(units, per_unit ? per_unit : 1, &work)) work = SIZE_MAX;
+  size_t threads = (size_t)eng_get_num_threads();
+  size_t t = work / (min_task_work ? min_task_work : 1), cap = threads <= 1 ? 1 : 4 * threads;
+  if (t > cap) t = cap;
+  if (t > units) t = units;
+  return t ? t : 1;
+}

@@ -16,6 +16,10 @@ typedef void (*eng_task_fn)(void *ctx, size_t task, size_t n_tasks);
 /* Runs fn(ctx, i, n) for i in [0, n) on the pool (the calling thread takes part) and returns when all are
  * done. Called from inside a task, or with a pool of one thread, it runs the tasks serially. */
 void eng_parallel_for(size_t n, eng_task_fn fn, void *ctx);
+/* How many tasks to cut `units` units of per_unit work each into: 1 when the whole is below min_task_work
+ * (waking the pool would cost more than it saves), else enough for every task to get about min_task_work, at
+ * most four per thread (late starters still find work) and at most `units`. */
+size_t eng_task_count(size_t units, size_t per_unit, size_t min_task_work);
 /* Threads used by eng_parallel_for (calling thread included). */
 int eng_get_num_threads(void);
 /* Sets the pool size (>= 1); 0 restores the default. Waits for running work to finish. */

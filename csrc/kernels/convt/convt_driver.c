@@ -53,16 +53,7 @@ static eng_status_t convt_valid(const eng_convt2d_t *g, size_t *in_plane, size_t
   return ENG_OK;
 }
 
-static size_t n_tasks(size_t units, size_t per_unit) {
-  if (units <= 1) return units;
-  size_t work;
-  if (!eng_mul_size(units, per_unit ? per_unit : 1, &work)) work = SIZE_MAX;
-  size_t threads = (size_t)eng_get_num_threads();
-  size_t t = work / MIN_TASK_WORK, cap = threads <= 1 ? 1 : 4 * threads;
-  if (t > cap) t = cap;
-  if (t > units) t = units;
-  return t ? t : 1;
-}
+static size_t n_tasks(size_t units, size_t per_unit) { return eng_task_count(units, per_unit, MIN_TASK_WORK); }
 
 /* ---------------------------------------------------------------- col2im */
 

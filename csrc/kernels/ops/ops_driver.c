@@ -13,16 +13,7 @@
 #define MIN_TASK_WORK ((size_t)32768) /* elements of work (about one load each) per task */
 #define BLOCK ((size_t)1024)          /* elementwise ranges are cut in blocks of 1024 floats (whole cache lines) */
 
-static size_t n_tasks(size_t units, size_t per_unit) {
-  if (units <= 1) return units;
-  size_t work;
-  if (!eng_mul_size(units, per_unit ? per_unit : 1, &work)) work = SIZE_MAX;
-  size_t threads = (size_t)eng_get_num_threads();
-  size_t t = work / MIN_TASK_WORK, cap = threads <= 1 ? 1 : 4 * threads;
-  if (t > cap) t = cap;
-  if (t > units) t = units;
-  return t ? t : 1;
-}
+static size_t n_tasks(size_t units, size_t per_unit) { return eng_task_count(units, per_unit, MIN_TASK_WORK); }
 
 typedef void (*range_fn)(void *ctx, size_t lo, size_t hi);
 typedef struct range_job {
