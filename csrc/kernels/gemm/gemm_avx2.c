@@ -7,42 +7,7 @@
 #include <string.h>
 
 #include "eng/eng_kernels.h"
-#include "../../simd/simd_avx2.h"
-
-#define MR 6
-#define NR 16
-
-/* Writes the 6x16 accumulator tile to C: c = alpha * acc + beta * c (beta == 0: c is not read); only the
- * m x n corner is written. */
-static inline void store_tile_avx2(float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta,
-                                   __m256 acc[MR][2]) {
-  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-  if (m == MR && n == NR) {
-    for (int i = 0; i < MR; i++) {
-      float *cr = c + i * ldc;
-      __m256 r0 = _mm256_mul_ps(acc[i][0], va), r1 = _mm256_mul_ps(acc[i][1], va);
-      if (beta != 0.0f) {
-        r0 = _mm256_fmadd_ps(_mm256_loadu_ps(cr), vb, r0);
-        r1 = _mm256_fmadd_ps(_mm256_loadu_ps(cr + 8), vb, r1);
-      }
-      _mm256_storeu_ps(cr, r0);
-      _mm256_storeu_ps(cr + 8, r1);
-    }
-    return;
-  }
-  /* Partial tile: masked stores, so nothing outside the m x n corner is read or written. */
-  const __m256i k0 = tail_mask_avx2(n >= 8 ? 8 : n), k1 = tail_mask_avx2(n > 8 ? n - 8 : 0);
-  for (size_t i = 0; i < m; i++) {
-    float *cr = c + i * ldc;
-    __m256 r0 = _mm256_mul_ps(acc[i][0], va), r1 = _mm256_mul_ps(acc[i][1], va);
-    if (beta != 0.0f) {
-      r0 = _mm256_fmadd_ps(_mm256_maskload_ps(cr, k0), vb, r0);
-      r1 = _mm256_fmadd_ps(_mm256_maskload_ps(cr + 8, k1), vb, r1);
-    }
-    _mm256_maskstore_ps(cr, k0, r0);
-    _mm256_maskstore_ps(cr + 8, k1, r1);
-  }
-}
+#include "tile_6x16_avx2.h"
 
 /* One k step of the 6x16 tile: two B vectors, six broadcasts of A(i, p) given by the expression AI(i). */
 #define TILE_ROW(AI, i)                                      \
@@ -67,26 +32,9 @@ static inline void store_tile_avx2(float *ENG_RESTRICT c, size_t ldc, size_t m, 
  * stack, which costs a third of the speed. ymm0-11 hold the tile (row i in ymm{2i, 2i+1}), ymm12-13 the B
  * row, ymm14-15 alternate broadcasts of A. Four k steps per iteration, then a 1-step remainder loop. The
  * tile is left in acc[] (row-major 6 x 16) for the C epilogue. */
-#define ASM_FMA_ROW(areg, r0, r1) "vfmadd231ps %%ymm12, %%" areg ", %%ymm" #r0 "\n\tvfmadd231ps %%ymm13, %%" areg ", %%ymm" #r1 "\n\t"
-#define ASM_ZERO_ACC                                                                                        \
-  "vxorps %%ymm0, %%ymm0, %%ymm0\n\tvxorps %%ymm1, %%ymm1, %%ymm1\n\tvxorps %%ymm2, %%ymm2, %%ymm2\n\t"   \
-  "vxorps %%ymm3, %%ymm3, %%ymm3\n\tvxorps %%ymm4, %%ymm4, %%ymm4\n\tvxorps %%ymm5, %%ymm5, %%ymm5\n\t"   \
-  "vxorps %%ymm6, %%ymm6, %%ymm6\n\tvxorps %%ymm7, %%ymm7, %%ymm7\n\tvxorps %%ymm8, %%ymm8, %%ymm8\n\t"   \
-  "vxorps %%ymm9, %%ymm9, %%ymm9\n\tvxorps %%ymm10, %%ymm10, %%ymm10\n\tvxorps %%ymm11, %%ymm11, %%ymm11\n\t"
-#define ASM_STORE_ACC(dst)                                                                                   \
-  "vmovups %%ymm0, 0(" dst ")\n\tvmovups %%ymm1, 32(" dst ")\n\tvmovups %%ymm2, 64(" dst ")\n\t"           \
-  "vmovups %%ymm3, 96(" dst ")\n\tvmovups %%ymm4, 128(" dst ")\n\tvmovups %%ymm5, 160(" dst ")\n\t"        \
-  "vmovups %%ymm6, 192(" dst ")\n\tvmovups %%ymm7, 224(" dst ")\n\tvmovups %%ymm8, 256(" dst ")\n\t"       \
-  "vmovups %%ymm9, 288(" dst ")\n\tvmovups %%ymm10, 320(" dst ")\n\tvmovups %%ymm11, 352(" dst ")\n\t"
 /* one k step on packed A: B row at BOFF(%b), A(i, p) at AOFF + 4i (%a) */
 #define ASM_STEP_PACKED(AOFF, BOFF)                                                                           \
-  "vmovups " #BOFF "(%[b]), %%ymm12\n\tvmovups " #BOFF "+32(%[b]), %%ymm13\n\t"                            \
-  "vbroadcastss " #AOFF "(%[a]), %%ymm14\n\t" ASM_FMA_ROW("ymm14", 0, 1)                                  \
-  "vbroadcastss " #AOFF "+4(%[a]), %%ymm15\n\t" ASM_FMA_ROW("ymm15", 2, 3)                                \
-  "vbroadcastss " #AOFF "+8(%[a]), %%ymm14\n\t" ASM_FMA_ROW("ymm14", 4, 5)                                \
-  "vbroadcastss " #AOFF "+12(%[a]), %%ymm15\n\t" ASM_FMA_ROW("ymm15", 6, 7)                               \
-  "vbroadcastss " #AOFF "+16(%[a]), %%ymm14\n\t" ASM_FMA_ROW("ymm14", 8, 9)                               \
-  "vbroadcastss " #AOFF "+20(%[a]), %%ymm15\n\t" ASM_FMA_ROW("ymm15", 10, 11)
+  "vmovups " #BOFF "(%[b]), %%ymm12\n\tvmovups " #BOFF "+32(%[b]), %%ymm13\n\t" ASM_BCAST6_PACKED(AOFF)
 /* one k step on A in place: rows 0-2 at a, a+lda, a+2lda; rows 3-5 at a3, a3+lda, a3+2lda (lda in bytes) */
 #define ASM_STEP_AROW(AOFF, BOFF)                                                                             \
   "vmovups " #BOFF "(%[b]), %%ymm12\n\tvmovups " #BOFF "+32(%[b]), %%ymm13\n\t"                            \
@@ -96,10 +44,6 @@ static inline void store_tile_avx2(float *ENG_RESTRICT c, size_t ldc, size_t m, 
   "vbroadcastss " #AOFF "(%[a3]), %%ymm15\n\t" ASM_FMA_ROW("ymm15", 6, 7)                                 \
   "vbroadcastss " #AOFF "(%[a3], %[lda], 1), %%ymm14\n\t" ASM_FMA_ROW("ymm14", 8, 9)                      \
   "vbroadcastss " #AOFF "(%[a3], %[lda], 2), %%ymm15\n\t" ASM_FMA_ROW("ymm15", 10, 11)
-#define ASM_CLOBBERS                                                                                          \
-  "ymm0", "ymm1", "ymm2", "ymm3", "ymm4", "ymm5", "ymm6", "ymm7", "ymm8", "ymm9", "ymm10", "ymm11", "ymm12", \
-      "ymm13", "ymm14", "ymm15", "cc", "memory"
-
 static void ukr_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b, float *ENG_RESTRICT c,
                           size_t ldc, size_t m, size_t n, float alpha, float beta) {
   assert(m <= MR && n <= NR);
