@@ -71,7 +71,8 @@ HEADERS = sorted(glob("csrc/include/eng/*.h") + glob("csrc/simd/*.h") + glob("cs
 libraries = [("eng_core", {"sources": ["csrc/dispatch/cpu_features.c", "csrc/dispatch/dispatch.c",
                                        "csrc/runtime/threadpool.c", "csrc/kernels/gemm/gemm_driver.c",
                                        "csrc/kernels/ops/ops_driver.c",
-                                       "csrc/kernels/sim/sim_driver.c"],
+                                       "csrc/kernels/sim/sim_driver.c",
+                                       "csrc/kernels/wino/wino_driver.c"],
                            "include_dirs": ["csrc/include"], "cflags": COMMON + extra,
                            "obj_deps": {"": HEADERS}, "macros": [(f"ENG_COMPILED_{t.upper()}", "1") for t, _ in groups]})]
 for tag, flags in reversed(groups):  # highest ISA first, so static-archive link order resolves

@@ -1,0 +1,393 @@
+#define _POSIX_C_SOURCE 200809L
+/* wino_driver.c: Winograd F(4x4, 3x3) convolution driver (API and math in eng/eng_wino.h).
+ * ISA-neutral: core library, baseline flags, no intrinsics. The transforms are plain C written over 8 lanes (8 tiles
+ * or 8 channels side by side) so the compiler vectorizes them at the baseline width; the 36 channel reductions are
+ * GEMMs on the active table's micro-kernels (eng_gemm_f32_with), and bias + activation go through the active
+ * table's bias_act_f32 slot, so each ISA level runs the same algorithm on its own kernels. No scalar twin is
+ * needed: the only ISA-specific code called is the GEMM and bias_act kernels, which have theirs.
+ *
+ * Blocking: an image's tiles (ceil(oh/4) x ceil(ow/4), row-major) are cut into blocks of TB tiles so that a
+ * block's transformed input V (36 x ic x TB) and product M (36 x oc x TB) stay in L2 (WINO_L2_BYTES) between the
+ * input transform, the GEMMs and the output transform, instead of materializing the whole image's V.
+ * Threading: with at least as many blocks as threads, each block is one task (transform, 36 serial GEMMs, output
+ * transform, in a thread-local workspace). With fewer blocks (small images, many channels), blocks run in turn
+ * and each step is split instead: the input transform over input channels, the 36 GEMMs over positions
+ * (eng_gemm_batch_f32), the output transform over output channels. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng/eng_dispatch.h"
+#include "eng/eng_runtime.h"
+#include "eng/eng_wino.h"
+
+#define P ENG_WINO_POS
+#define L 8 /* lanes of the transforms */
+/* Per-block budget for V + M; about 3/4 of Zen 3's 512 KiB L2 (U's row panels and the packed V share the rest). */
+#define WINO_L2_BYTES ((size_t)384 * 1024)
+#define TB_MIN ((size_t)16) /* one AVX2 register tile (NR = 16) wide; narrower GEMMs waste the micro-kernel */
+#define TB_MAX ((size_t)256) /* the GEMM driver reads U in place (no packing) up to 256 columns */
+
+/* ---------------------------------------------------------------- thread-local workspace */
+static pthread_key_t g_key;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+typedef struct wino_ws {
+  float *p;
+  size_t cap; /* floats */
+} wino_ws_t;
+static void ws_free(void *p) {
+  wino_ws_t *w = (wino_ws_t *)p;
+  if (w) free(w->p);
+  free(w);
+}
+static void key_init(void) { pthread_key_create(&g_key, ws_free); }
+
+/* A 64-byte aligned buffer of at least n floats owned by the calling thread (kept for the next call), or NULL. */
+static float *ws_get(size_t n) {
+  pthread_once(&g_once, key_init);
+  wino_ws_t *w = (wino_ws_t *)pthread_getspecific(g_key);
+  if (!w) {
+    w = (wino_ws_t *)calloc(1, sizeof *w);
+    if (!w) return NULL;
+    if (pthread_setspecific(g_key, w) != 0) {
+      free(w);
+      return NULL;
+    }
+  }
+  if (w->cap < n) {
+    free(w->p);
+    w->p = NULL;
+    w->cap = 0;
+    size_t bytes;
+    if (!eng_mul_size(n, sizeof(float), &bytes)) return NULL;
+    void *q = NULL;
+    if (posix_memalign(&q, 64, bytes) != 0) return NULL;
+    w->p = (float *)q;
+    w->cap = n;
+  }
+  return w->p;
+}
+
+/* ---------------------------------------------------------------- weight transform */
+
+eng_status_t eng_wino_weights_f32(size_t oc, size_t ic, const float *w, float *u) {
+  static const double G[6][3] = {{1.0 / 4, 0, 0},
+                                 {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                 {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                 {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                 {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                 {0, 0, 1}};
+  size_t pairs, tot;
+  if (!eng_mul_size(oc, ic, &pairs) || !eng_mul_size(pairs, P, &tot)) return ENG_ERR_OVERFLOW;
+  if (pairs == 0) return ENG_OK;
+  if (!w || !u) return ENG_ERR_INVALID_ARG;
+  for (size_t o = 0; o < oc; o++)
+    for (size_t c = 0; c < ic; c++) {
+      const float *g = w + (o * ic + c) * 9;
+      double t[6][3], r[6][6];
+      for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 3; j++) t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
+      for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++) r[i][j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
+      for (int p = 0; p < P; p++) u[((size_t)p * oc + o) * ic + c] = (float)r[p / 6][p % 6];
+    }
+  return ENG_OK;
+}
+
+/* ---------------------------------------------------------------- 1-D transforms over L lanes */
+
+/* r = B^T z for 6 vectors of L lanes: z_k at z + k*zs, r_i at r + i*rs. */
+static inline void bt_l(const float *ENG_RESTRICT z, size_t zs, float *ENG_RESTRICT r, size_t rs) {
+  for (int l = 0; l < L; l++) {
+    float z0 = z[l], z1 = z[zs + l], z2 = z[2 * zs + l], z3 = z[3 * zs + l], z4 = z[4 * zs + l], z5 = z[5 * zs + l];
+    r[l] = 4.0f * z0 - 5.0f * z2 + z4;
+    r[rs + l] = -4.0f * (z1 + z2) + (z3 + z4);
+    r[2 * rs + l] = 4.0f * (z1 - z2) + (z4 - z3);
+    r[3 * rs + l] = 2.0f * (z3 - z1) + (z4 - z2);
+    r[4 * rs + l] = 2.0f * (z1 - z3) + (z4 - z2);
+    r[5 * rs + l] = 4.0f * z1 - 5.0f * z3 + z5;
+  }
+}
+
+/* r = A^T m for 6 vectors of L lanes in, 4 out. */
+static inline void at_l(const float *ENG_RESTRICT m, size_t ms, float *ENG_RESTRICT r, size_t rs) {
+  for (int l = 0; l < L; l++) {
+    float m0 = m[l], m1 = m[ms + l], m2 = m[2 * ms + l], m3 = m[3 * ms + l], m4 = m[4 * ms + l], m5 = m[5 * ms + l];
+    float a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
+    r[l] = m0 + a + c;
+    r[rs + l] = b + 2.0f * d;
+    r[2 * rs + l] = a + 4.0f * c;
+    r[3 * rs + l] = b + 8.0f * d + m5;
+  }
+}
+
+/* ---------------------------------------------------------------- geometry */
+
+typedef struct wino_job {
+  size_t ic, oc, h, w, oh, ow, th, tw, tiles, tb, nblocks;
+  ptrdiff_t pt, pl;
+  const float *x, *u, *bias;
+  const eng_act_t *act;
+  float *y;
+  int epi; /* bias or activation to apply */
+  /* mode B (blocks in turn, steps split): the current block and its buffers */
+  size_t t0, nt;
+  float *v, *m;
+  volatile int status;
+} wino_job_t;
+
+/* Input transform of tiles [t0, t0 + nt) of channels [c0, c1) into v[(p*ic + c)*ld + j]. */
+static void input_transform(const wino_job_t *jb, size_t t0, size_t nt, size_t c0, size_t c1, float *v, size_t ld) {
+  const size_t H = jb->h, W = jb->w, ic = jb->ic;
+  float d[P * L], t[P * L], r[P * L];
+  for (size_t c = c0; c < c1; c++) {
+    const float *xc = jb->x + c * H * W;
+    for (size_t j0 = 0; j0 < nt; j0 += L) {
+      size_t nl = ENG_MIN((size_t)L, nt - j0);
+      for (size_t l = 0; l < L; l++) {
+        if (l >= nl) {
+          for (int k = 0; k < P; k++) d[k * L + l] = 0.0f;
+          continue;
+        }
+        size_t tile = t0 + j0 + l, ty = tile / jb->tw, tx = tile % jb->tw;
+        ptrdiff_t r0 = (ptrdiff_t)(4 * ty) - jb->pt, q0 = (ptrdiff_t)(4 * tx) - jb->pl;
+        if (r0 >= 0 && q0 >= 0 && r0 + 6 <= (ptrdiff_t)H && q0 + 6 <= (ptrdiff_t)W) {
+          const float *s = xc + (size_t)r0 * W + (size_t)q0;
+          for (int a = 0; a < 6; a++)
+            for (int b = 0; b < 6; b++) d[(a * 6 + b) * L + l] = s[(size_t)a * W + b];
+        } else {
+          for (int a = 0; a < 6; a++) {
+            ptrdiff_t rr = r0 + a;
+            int row_in = rr >= 0 && rr < (ptrdiff_t)H;
+            for (int b = 0; b < 6; b++) {
+              ptrdiff_t cc = q0 + b;
+              d[(a * 6 + b) * L + l] =
+                  row_in && cc >= 0 && cc < (ptrdiff_t)W ? xc[(size_t)rr * W + (size_t)cc] : 0.0f;
+            }
+          }
+        }
+      }
+      for (int b = 0; b < 6; b++) bt_l(d + b * L, 6 * L, t + b * L, 6 * L); /* columns: t = B^T d */
+      for (int a = 0; a < 6; a++) bt_l(t + a * 6 * L, L, r + a * 6 * L, L); /* rows: r = t B */
+      float *vc = v + c * ld + j0;
+      for (int p = 0; p < P; p++) {
+        float *dst = vc + (size_t)p * ic * ld;
+        const float *src = r + p * L;
+        if (nl == L)
+          for (int l = 0; l < L; l++) dst[l] = src[l];
+        else
+          for (size_t l = 0; l < nl; l++) dst[l] = src[l];
+      }
+    }
+  }
+}
+
+/* Output transform of tiles [t0, t0 + nt) for output channels [o0, o1) from m[(p*oc + o)*ld + j], then bias and
+ * activation on the rows written. */
+static void output_transform(const wino_job_t *jb, size_t t0, size_t nt, size_t o0, size_t o1, const float *m,
+                             size_t ld) {
+  const size_t oc = jb->oc, OH = jb->oh, OW = jb->ow, tw = jb->tw;
+  float s[P * L], t[24 * L], r[16 * L];
+  for (size_t o = o0; o < o1; o++) {
+    float *yo = jb->y + o * OH * OW;
+    const float *mo = m + o * ld;
+    for (size_t j0 = 0; j0 < nt; j0 += L) {
+      size_t nl = ENG_MIN((size_t)L, nt - j0);
+      for (int p = 0; p < P; p++) {
+        const float *src = mo + (size_t)p * oc * ld + j0;
+        if (nl == L)
+          for (int l = 0; l < L; l++) s[p * L + l] = src[l];
+        else
+          for (int l = 0; l < L; l++) s[p * L + l] = (size_t)l < nl ? src[l] : 0.0f;
+      }
+      for (int b = 0; b < 6; b++) at_l(s + b * L, 6 * L, t + b * L, 6 * L); /* columns: t (4x6) = A^T s */
+      for (int a = 0; a < 4; a++) at_l(t + a * 6 * L, L, r + a * 4 * L, L); /* rows: r (4x4) = t A */
+      for (size_t l = 0; l < nl; l++) {
+        size_t tile = t0 + j0 + l, ty = tile / tw, tx = tile % tw;
+        size_t rows = ENG_MIN((size_t)4, OH - 4 * ty), cols = ENG_MIN((size_t)4, OW - 4 * tx);
+        float *dst = yo + 4 * ty * OW + 4 * tx;
+        for (size_t a = 0; a < rows; a++)
+          for (size_t b = 0; b < cols; b++) dst[a * OW + b] = r[(a * 4 + b) * L + l];
+      }
+    }
+    if (jb->epi) { /* bias + activation on each tile row's segment of output rows */
+      float bs = jb->bias ? jb->bias[o] : 0.0f;
+      size_t t1 = t0 + nt;
+      for (size_t tile = t0; tile < t1;) {
+        size_t ty = tile / tw, tx = tile % tw, tx1 = ENG_MIN(tw, tx + (t1 - tile));
+        size_t c0 = 4 * tx, c1 = ENG_MIN(OW, 4 * tx1), r1 = ENG_MIN(OH, 4 * ty + 4);
+        for (size_t row = 4 * ty; row < r1; row++) eng_active.bias_act_f32(c1 - c0, yo + row * OW + c0, NULL, bs, jb->act);
+        tile += tx1 - tx;
+      }
+    }
+  }
+}
+
+/* The 36 GEMMs of one block, serially: m[p] (oc x nt, ld) = u[p] (oc x ic) @ v[p] (ic x nt, ld). */
+static eng_status_t block_gemms(const wino_job_t *jb, size_t nt, const float *v, float *m, size_t ld) {
+  eng_gemm_args_t g;
+  memset(&g, 0, sizeof g);
+  g.m = jb->oc;
+  g.n = nt;
+  g.k = jb->ic;
+  g.alpha = 1.0f;
+  g.lda = jb->ic;
+  g.ldb = ld;
+  g.ldc = ld;
+  for (int p = 0; p < P; p++) {
+    g.a = jb->u + (size_t)p * jb->oc * jb->ic;
+    g.b = v + (size_t)p * jb->ic * ld;
+    g.c = m + (size_t)p * jb->oc * ld;
+    eng_status_t s = eng_gemm_f32_with(&eng_active, &g, 0);
+    if (s != ENG_OK) return s;
+  }
+  return ENG_OK;
+}
+
+/* Mode A: one whole block per task. */
+static void block_task(void *ctx, size_t b, size_t n) {
+  (void)n;
+  wino_job_t *jb = (wino_job_t *)ctx;
+  size_t t0 = b * jb->tb, nt = ENG_MIN(jb->tb, jb->tiles - t0), ld = jb->tb;
+  float *v = ws_get(P * (jb->ic + jb->oc) * ld); /* checked for overflow by the caller */
+  if (!v) {
+    jb->status = ENG_ERR_NOMEM;
+    return;
+  }
+  float *m = v + P * jb->ic * ld;
+  input_transform(jb, t0, nt, 0, jb->ic, v, ld);
+  eng_status_t s = block_gemms(jb, nt, v, m, ld);
+  if (s != ENG_OK) {
+    jb->status = (int)s;
+    return;
+  }
+  output_transform(jb, t0, nt, 0, jb->oc, m, ld);
+}
+
+/* Mode B steps: channel ranges of the current block. */
+static void range_of(size_t total, size_t task, size_t tasks, size_t *lo, size_t *hi) {
+  size_t q = total / tasks, r = total % tasks;
+  *lo = task * q + (task < r ? task : r);
+  *hi = *lo + q + (task < r ? 1 : 0);
+}
+static void in_task(void *ctx, size_t i, size_t n) {
+  wino_job_t *jb = (wino_job_t *)ctx;
+  size_t c0, c1;
+  range_of(jb->ic, i, n, &c0, &c1);
+  input_transform(jb, jb->t0, jb->nt, c0, c1, jb->v, jb->tb);
+}
+static void out_task(void *ctx, size_t i, size_t n) {
+  wino_job_t *jb = (wino_job_t *)ctx;
+  size_t o0, o1;
+  range_of(jb->oc, i, n, &o0, &o1);
+  output_transform(jb, jb->t0, jb->nt, o0, o1, jb->m, jb->tb);
+}
+
+static int g_tb_override = -1; /* ENGINE_WINO_TB: fixed tiles per block (benchmarks) */
+
+size_t eng_wino_block_tiles(size_t ic, size_t oc, size_t tiles) {
+  if (ic == 0 || oc == 0 || tiles == 0) return 0;
+  if (g_tb_override < 0) {
+    const char *e = getenv("ENGINE_WINO_TB");
+    long v = e ? strtol(e, NULL, 10) : 0;
+    g_tb_override = v > 0 && v <= 4096 ? (int)v : 0;
+  }
+  size_t tb;
+  if (g_tb_override > 0) {
+    tb = (size_t)g_tb_override;
+  } else {
+    size_t per_tile = (ic + oc) * P * sizeof(float); /* ic, oc < 2^32 checked by the caller */
+    tb = WINO_L2_BYTES / per_tile / L * L;
+    tb = ENG_MAX(TB_MIN, ENG_MIN(TB_MAX, tb));
+  }
+  if (tb >= tiles) return tiles;
+  size_t nb = (tiles + tb - 1) / tb; /* even out the blocks, keeping whole lanes */
+  size_t even = (tiles + nb - 1) / nb;
+  even = (even + L - 1) / L * L;
+  return ENG_MIN(even, tb);
+}
+
+eng_status_t eng_wino_conv_f32(size_t n, size_t ic, size_t h, size_t w, size_t oc, const size_t pads[4],
+                               const float *x, const float *u, const float *bias, const eng_act_t *act, float *y) {
+  if (!pads || !act || act->kind < 0 || act->kind >= ENG_ACT_COUNT) return ENG_ERR_INVALID_ARG;
+  const size_t lim = (size_t)1 << 31;
+  if (ic >= lim || oc >= lim || h >= lim || w >= lim || pads[0] >= lim || pads[1] >= lim || pads[2] >= lim ||
+      pads[3] >= lim)
+    return ENG_ERR_OVERFLOW;
+  if (h + pads[0] + pads[2] < 3 || w + pads[1] + pads[3] < 3 || ic == 0) return ENG_ERR_INVALID_ARG;
+  wino_job_t jb;
+  memset(&jb, 0, sizeof jb);
+  jb.ic = ic;
+  jb.oc = oc;
+  jb.h = h;
+  jb.w = w;
+  jb.oh = h + pads[0] + pads[2] - 2;
+  jb.ow = w + pads[1] + pads[3] - 2;
+  jb.th = (jb.oh + 3) / 4;
+  jb.tw = (jb.ow + 3) / 4;
+  size_t in_img, out_img, t;
+  if (!eng_mul_size(ic, h, &t) || !eng_mul_size(t, w, &in_img) || !eng_mul_size(oc, jb.oh, &t) ||
+      !eng_mul_size(t, jb.ow, &out_img) || !eng_mul_size(n, in_img, &t) || !eng_mul_size(n, out_img, &t) ||
+      !eng_mul_size(jb.th, jb.tw, &jb.tiles) || !eng_mul_size(oc, ic, &t) || !eng_mul_size(t, P, &t))
+    return ENG_ERR_OVERFLOW;
+  if (n == 0 || oc == 0) return ENG_OK;
+  if (!x || !u || !y) return ENG_ERR_INVALID_ARG;
+  jb.tb = eng_wino_block_tiles(ic, oc, jb.tiles);
+  size_t ws;
+  if (!eng_mul_size(ic + oc, jb.tb, &ws) || !eng_mul_size(ws, P, &ws) || ws > SIZE_MAX / sizeof(float))
+    return ENG_ERR_OVERFLOW;
+  jb.nblocks = (jb.tiles + jb.tb - 1) / jb.tb;
+  jb.pt = (ptrdiff_t)pads[0];
+  jb.pl = (ptrdiff_t)pads[1];
+  jb.u = u;
+  jb.bias = bias;
+  jb.act = act;
+  jb.epi = bias != NULL || act->kind != ENG_ACT_NONE;
+  size_t threads = (size_t)eng_get_num_threads();
+
+  for (size_t img = 0; img < n; img++) {
+    jb.x = x + img * in_img;
+    jb.y = y + img * out_img;
+    if (threads <= 1 || jb.nblocks >= threads) {
+      if (jb.nblocks == 1 || threads <= 1)
+        for (size_t b = 0; b < jb.nblocks && !jb.status; b++) block_task(&jb, b, jb.nblocks);
+      else
+        eng_parallel_for(jb.nblocks, block_task, &jb);
+      if (jb.status) return (eng_status_t)jb.status;
+      continue;
+    }
+    /* Mode B: fewer blocks than threads. The calling thread's workspace holds the block. */
+    float *v = ws_get(ws);
+    if (!v) return ENG_ERR_NOMEM;
+    jb.v = v;
+    jb.m = v + P * ic * jb.tb;
+    int64_t a_off[P], b_off[P], c_off[P];
+    for (int p = 0; p < P; p++) {
+      a_off[p] = (int64_t)((size_t)p * oc * ic);
+      b_off[p] = (int64_t)((size_t)p * ic * jb.tb);
+      c_off[p] = (int64_t)((size_t)p * oc * jb.tb);
+    }
+    for (size_t b = 0; b < jb.nblocks; b++) {
+      jb.t0 = b * jb.tb;
+      jb.nt = ENG_MIN(jb.tb, jb.tiles - jb.t0);
+      size_t ti = ENG_MIN(threads, ic), to = ENG_MIN(threads, oc);
+      if (ti > 1) eng_parallel_for(ti, in_task, &jb); else in_task(&jb, 0, 1);
+      eng_gemm_args_t g;
+      memset(&g, 0, sizeof g);
+      g.m = oc;
+      g.n = jb.nt;
+      g.k = ic;
+      g.alpha = 1.0f;
+      g.a = u;
+      g.lda = ic;
+      g.b = jb.v;
+      g.ldb = jb.tb;
+      g.c = jb.m;
+      g.ldc = jb.tb;
+      eng_status_t s = eng_gemm_batch_f32(&g, P, a_off, b_off, c_off);
+      if (s != ENG_OK) return s;
+      if (to > 1) eng_parallel_for(to, out_task, &jb); else out_task(&jb, 0, 1);
+    }
+  }
+  return ENG_OK;
+}
