@@ -27,6 +27,10 @@
 #define WINO_L2_BYTES ((size_t)384 * 1024)
 #define TB_MIN ((size_t)16) /* one AVX2 register tile (NR = 16) wide; narrower GEMMs waste the micro-kernel */
 #define TB_MAX ((size_t)256) /* the GEMM driver reads U in place (no packing) up to 256 columns */
+/* Position p's slice of V and M starts p * (channels * TB + POS_PAD) floats in: without the pad the 36 slices are
+ * often exactly 4 KiB apart (64 channels x 16 tiles), so the transforms' 36 store/load streams would hit one L1
+ * set and alias in the store buffer. */
+#define POS_PAD ((size_t)16)
 
 /* ---------------------------------------------------------------- thread-local workspace */
 static pthread_key_t g_key;
@@ -125,6 +129,7 @@ static inline void at_l(const float *ENG_RESTRICT m, size_t ms, float *ENG_RESTR
 
 typedef struct wino_job {
   size_t ic, oc, h, w, oh, ow, th, tw, tiles, tb, nblocks;
+  size_t vs, ms; /* floats between positions in V and in M */
   ptrdiff_t pt, pl;
   const float *x, *u, *bias;
   const eng_act_t *act;
@@ -138,7 +143,7 @@ typedef struct wino_job {
 
 /* Input transform of tiles [t0, t0 + nt) of channels [c0, c1) into v[(p*ic + c)*ld + j]. */
 static void input_transform(const wino_job_t *jb, size_t t0, size_t nt, size_t c0, size_t c1, float *v, size_t ld) {
-  const size_t H = jb->h, W = jb->w, ic = jb->ic;
+  const size_t H = jb->h, W = jb->w;
   float d[P * L], t[P * L], r[P * L];
   for (size_t c = c0; c < c1; c++) {
     const float *xc = jb->x + c * H * W;
@@ -171,7 +176,7 @@ static void input_transform(const wino_job_t *jb, size_t t0, size_t nt, size_t c
       for (int a = 0; a < 6; a++) bt_l(t + a * 6 * L, L, r + a * 6 * L, L); /* rows: r = t B */
       float *vc = v + c * ld + j0;
       for (int p = 0; p < P; p++) {
-        float *dst = vc + (size_t)p * ic * ld;
+        float *dst = vc + (size_t)p * jb->vs;
         const float *src = r + p * L;
         if (nl == L)
           for (int l = 0; l < L; l++) dst[l] = src[l];
@@ -186,7 +191,7 @@ static void input_transform(const wino_job_t *jb, size_t t0, size_t nt, size_t c
  * activation on the rows written. */
 static void output_transform(const wino_job_t *jb, size_t t0, size_t nt, size_t o0, size_t o1, const float *m,
                              size_t ld) {
-  const size_t oc = jb->oc, OH = jb->oh, OW = jb->ow, tw = jb->tw;
+  const size_t OH = jb->oh, OW = jb->ow, tw = jb->tw;
   float s[P * L], t[24 * L], r[16 * L];
   for (size_t o = o0; o < o1; o++) {
     float *yo = jb->y + o * OH * OW;
@@ -194,7 +199,7 @@ static void output_transform(const wino_job_t *jb, size_t t0, size_t nt, size_t 
     for (size_t j0 = 0; j0 < nt; j0 += L) {
       size_t nl = ENG_MIN((size_t)L, nt - j0);
       for (int p = 0; p < P; p++) {
-        const float *src = mo + (size_t)p * oc * ld + j0;
+        const float *src = mo + (size_t)p * jb->ms + j0;
         if (nl == L)
           for (int l = 0; l < L; l++) s[p * L + l] = src[l];
         else
@@ -236,8 +241,8 @@ static eng_status_t block_gemms(const wino_job_t *jb, size_t nt, const float *v,
   g.ldc = ld;
   for (int p = 0; p < P; p++) {
     g.a = jb->u + (size_t)p * jb->oc * jb->ic;
-    g.b = v + (size_t)p * jb->ic * ld;
-    g.c = m + (size_t)p * jb->oc * ld;
+    g.b = v + (size_t)p * jb->vs;
+    g.c = m + (size_t)p * jb->ms;
     eng_status_t s = eng_gemm_f32_with(&eng_active, &g, 0);
     if (s != ENG_OK) return s;
   }
@@ -249,12 +254,12 @@ static void block_task(void *ctx, size_t b, size_t n) {
   (void)n;
   wino_job_t *jb = (wino_job_t *)ctx;
   size_t t0 = b * jb->tb, nt = ENG_MIN(jb->tb, jb->tiles - t0), ld = jb->tb;
-  float *v = ws_get(P * (jb->ic + jb->oc) * ld); /* checked for overflow by the caller */
+  float *v = ws_get(P * (jb->vs + jb->ms)); /* checked for overflow by the caller */
   if (!v) {
     jb->status = ENG_ERR_NOMEM;
     return;
   }
-  float *m = v + P * jb->ic * ld;
+  float *m = v + P * jb->vs;
   input_transform(jb, t0, nt, 0, jb->ic, v, ld);
   eng_status_t s = block_gemms(jb, nt, v, m, ld);
   if (s != ENG_OK) {
@@ -334,8 +339,11 @@ eng_status_t eng_wino_conv_f32(size_t n, size_t ic, size_t h, size_t w, size_t o
   if (!x || !u || !y) return ENG_ERR_INVALID_ARG;
   jb.tb = eng_wino_block_tiles(ic, oc, jb.tiles);
   size_t ws;
-  if (!eng_mul_size(ic + oc, jb.tb, &ws) || !eng_mul_size(ws, P, &ws) || ws > SIZE_MAX / sizeof(float))
+  if (!eng_mul_size(ic + oc, jb.tb, &ws) || ws > SIZE_MAX / 4 || !eng_mul_size(ws + 2 * POS_PAD, P, &ws) ||
+      ws > SIZE_MAX / sizeof(float))
     return ENG_ERR_OVERFLOW;
+  jb.vs = ic * jb.tb + POS_PAD;
+  jb.ms = oc * jb.tb + POS_PAD;
   jb.nblocks = (jb.tiles + jb.tb - 1) / jb.tb;
   jb.pt = (ptrdiff_t)pads[0];
   jb.pl = (ptrdiff_t)pads[1];
@@ -360,12 +368,12 @@ eng_status_t eng_wino_conv_f32(size_t n, size_t ic, size_t h, size_t w, size_t o
     float *v = ws_get(ws);
     if (!v) return ENG_ERR_NOMEM;
     jb.v = v;
-    jb.m = v + P * ic * jb.tb;
+    jb.m = v + P * jb.vs;
     int64_t a_off[P], b_off[P], c_off[P];
     for (int p = 0; p < P; p++) {
       a_off[p] = (int64_t)((size_t)p * oc * ic);
-      b_off[p] = (int64_t)((size_t)p * ic * jb.tb);
-      c_off[p] = (int64_t)((size_t)p * oc * jb.tb);
+      b_off[p] = (int64_t)((size_t)p * jb.vs);
+      c_off[p] = (int64_t)((size_t)p * jb.ms);
     }
     for (size_t b = 0; b < jb.nblocks; b++) {
       jb.t0 = b * jb.tb;
