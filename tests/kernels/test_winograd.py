@@ -113,10 +113,11 @@ CASES = [
     (1, 70, 1, 6, 3, (0, 0, 0, 1)),
     (2, 5, 6, 7, 8, (1, 0, 2, 1)),      # a batch of two images
     (1, 40, 24, 45, 37, (1, 1, 1, 1)),  # many tile blocks: blocks are pool tasks
+    (1, 24, 40, 18, 30, (1, 1, 1, 1)),  # 40 tiles in blocks of 32: the 8-tile tail joins the last block
     (1, 150, 130, 7, 6, (1, 1, 1, 1)),  # one block with 2 threads: steps split over channels / positions
 ]
 if quick():
-    CASES = CASES[:6] + CASES[9:10]
+    CASES = CASES[:6] + CASES[9:10] + CASES[11:12]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "n{}_ic{}_oc{}_{}x{}_p{}".format(*c[:5], "".join(map(str, c[5]))))
