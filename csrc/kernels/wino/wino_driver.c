@@ -142,48 +142,58 @@ typedef struct wino_job {
   volatile int status;
 } wino_job_t;
 
-/* Input transform of tiles [t0, t0 + nt) of channels [c0, c1) into v[(p*ic + c)*ld + j]. */
+/* Widest strip: a block has at most TB_MAX + TB_MIN - 1 tiles; groups of L read up to L - 1 tiles past a segment. */
+#define STRIP_W (4 * (TB_MAX + TB_MIN + L) + 4)
+
+/* Input transform of tiles [t0, t0 + nt) of channels [c0, c1) into v[p*vs + c*ld + j] (j = tile - t0).
+ * The block's tiles are walked by tile-row segments. For each segment the 6 input rows it reads are copied once into
+ * a zero-padded strip (the padding and the right/bottom tile overhang become zeros there), so every tile is read
+ * the same way: lane l of a group of L tiles takes column k of strip row a at 4 l + k, a stride-4 deinterleave the
+ * compiler vectorizes. */
 static void input_transform(const wino_job_t *jb, size_t t0, size_t nt, size_t c0, size_t c1, float *v, size_t ld) {
-  const size_t H = jb->h, W = jb->w;
+  const size_t H = jb->h, W = jb->w, tw = jb->tw;
+  float strip[6 * STRIP_W];
   float d[P * L], t[P * L], r[P * L];
   for (size_t c = c0; c < c1; c++) {
     const float *xc = jb->x + c * H * W;
-    for (size_t j0 = 0; j0 < nt; j0 += L) {
-      size_t nl = ENG_MIN((size_t)L, nt - j0);
-      for (size_t l = 0; l < L; l++) {
-        if (l >= nl) {
-          for (int k = 0; k < P; k++) d[k * L + l] = 0.0f;
+    for (size_t tile = t0; tile < t0 + nt;) {
+      size_t ty = tile / tw, txa = tile % tw, txb = ENG_MIN(tw, txa + (t0 + nt - tile)), ns = txb - txa;
+      size_t ngroups = (ns + L - 1) / L, sw = 4 * ngroups * L + 4; /* <= STRIP_W */
+      ptrdiff_t r0 = (ptrdiff_t)(4 * ty) - jb->pt, q0 = (ptrdiff_t)(4 * txa) - jb->pl;
+      /* input columns [q0, q0 + sw) of rows r0 .. r0 + 5; inside the image: [qa, qb) */
+      ptrdiff_t qa = q0 < 0 ? 0 : q0, qb = q0 + (ptrdiff_t)sw < (ptrdiff_t)W ? q0 + (ptrdiff_t)sw : (ptrdiff_t)W;
+      for (int a = 0; a < 6; a++) {
+        float *srow = strip + a * STRIP_W;
+        ptrdiff_t rr = r0 + a;
+        if (rr < 0 || rr >= (ptrdiff_t)H || qa >= qb) {
+          memset(srow, 0, sw * sizeof(float));
           continue;
         }
-        size_t tile = t0 + j0 + l, ty = tile / jb->tw, tx = tile % jb->tw;
-        ptrdiff_t r0 = (ptrdiff_t)(4 * ty) - jb->pt, q0 = (ptrdiff_t)(4 * tx) - jb->pl;
-        if (r0 >= 0 && q0 >= 0 && r0 + 6 <= (ptrdiff_t)H && q0 + 6 <= (ptrdiff_t)W) {
-          const float *s = xc + (size_t)r0 * W + (size_t)q0;
-          for (int a = 0; a < 6; a++)
-            for (int b = 0; b < 6; b++) d[(a * 6 + b) * L + l] = s[(size_t)a * W + b];
-        } else {
-          for (int a = 0; a < 6; a++) {
-            ptrdiff_t rr = r0 + a;
-            int row_in = rr >= 0 && rr < (ptrdiff_t)H;
-            for (int b = 0; b < 6; b++) {
-              ptrdiff_t cc = q0 + b;
-              d[(a * 6 + b) * L + l] =
-                  row_in && cc >= 0 && cc < (ptrdiff_t)W ? xc[(size_t)rr * W + (size_t)cc] : 0.0f;
-            }
-          }
+        size_t lead = (size_t)(qa - q0), mid = (size_t)(qb - qa);
+        if (lead) memset(srow, 0, lead * sizeof(float));
+        memcpy(srow + lead, xc + (size_t)rr * W + (size_t)qa, mid * sizeof(float));
+        if (lead + mid < sw) memset(srow + lead + mid, 0, (sw - lead - mid) * sizeof(float));
+      }
+      for (size_t gi = 0; gi < ngroups; gi++) {
+        size_t nl = ENG_MIN((size_t)L, ns - gi * L);
+        for (int a = 0; a < 6; a++) {
+          const float *sr = strip + a * STRIP_W + 4 * L * gi;
+          for (int k = 0; k < 6; k++)
+            for (int l = 0; l < L; l++) d[(a * 6 + k) * L + l] = sr[4 * l + k];
+        }
+        for (int b = 0; b < 6; b++) bt_l(d + b * L, 6 * L, t + b * L, 6 * L); /* columns: t = B^T d */
+        for (int a = 0; a < 6; a++) bt_l(t + a * 6 * L, L, r + a * 6 * L, L); /* rows: r = t B */
+        float *vc = v + c * ld + (tile - t0) + gi * L;
+        for (int p = 0; p < P; p++) {
+          float *dst = vc + (size_t)p * jb->vs;
+          const float *src = r + p * L;
+          if (nl == L)
+            for (int l = 0; l < L; l++) dst[l] = src[l];
+          else
+            for (size_t l = 0; l < nl; l++) dst[l] = src[l];
         }
       }
-      for (int b = 0; b < 6; b++) bt_l(d + b * L, 6 * L, t + b * L, 6 * L); /* columns: t = B^T d */
-      for (int a = 0; a < 6; a++) bt_l(t + a * 6 * L, L, r + a * 6 * L, L); /* rows: r = t B */
-      float *vc = v + c * ld + j0;
-      for (int p = 0; p < P; p++) {
-        float *dst = vc + (size_t)p * jb->vs;
-        const float *src = r + p * L;
-        if (nl == L)
-          for (int l = 0; l < L; l++) dst[l] = src[l];
-        else
-          for (size_t l = 0; l < nl; l++) dst[l] = src[l];
-      }
+      tile += ns;
     }
   }
 }
@@ -296,7 +306,7 @@ size_t eng_wino_block_tiles(size_t ic, size_t oc, size_t tiles) {
   if (g_tb_override < 0) {
     const char *e = getenv("ENGINE_WINO_TB");
     long v = e ? strtol(e, NULL, 10) : 0;
-    g_tb_override = v > 0 && v <= 4096 ? (int)v : 0;
+    g_tb_override = v > 0 && v <= (long)TB_MAX ? (int)v : 0; /* the input strip is sized for TB_MAX */
   }
   size_t tb;
   if (g_tb_override > 0) {
