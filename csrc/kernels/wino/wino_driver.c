@@ -198,43 +198,46 @@ static void input_transform(const wino_job_t *jb, size_t t0, size_t nt, size_t c
   }
 }
 
-/* Output transform of tiles [t0, t0 + nt) for output channels [o0, o1) from m[(p*oc + o)*ld + j], then bias and
- * activation on the rows written. */
+/* Output transform of tiles [t0, t0 + nt) for output channels [o0, o1) from m[p*ms + o*ld + j], then bias and
+ * activation. By tile-row segments, like the input: groups of L tiles are transformed side by side, interleaved into
+ * a strip of 4 output rows (tile l's column b at 4 l + b), and each strip row is copied out cropped to the image and
+ * gets its bias + activation while it is in L1. */
 static void output_transform(const wino_job_t *jb, size_t t0, size_t nt, size_t o0, size_t o1, const float *m,
                              size_t ld) {
   const size_t OH = jb->oh, OW = jb->ow, tw = jb->tw;
-  float s[P * L], t[24 * L], r[16 * L];
+  float s[P * L], t[24 * L], r[16 * L], strip[4 * STRIP_W];
   for (size_t o = o0; o < o1; o++) {
     float *yo = jb->y + o * OH * OW;
     const float *mo = m + o * ld;
-    for (size_t j0 = 0; j0 < nt; j0 += L) {
-      size_t nl = ENG_MIN((size_t)L, nt - j0);
-      for (int p = 0; p < P; p++) {
-        const float *src = mo + (size_t)p * jb->ms + j0;
-        if (nl == L)
-          for (int l = 0; l < L; l++) s[p * L + l] = src[l];
-        else
-          for (int l = 0; l < L; l++) s[p * L + l] = (size_t)l < nl ? src[l] : 0.0f;
+    float bs = jb->bias ? jb->bias[o] : 0.0f;
+    for (size_t tile = t0; tile < t0 + nt;) {
+      size_t ty = tile / tw, txa = tile % tw, txb = ENG_MIN(tw, txa + (t0 + nt - tile)), ns = txb - txa;
+      size_t ngroups = (ns + L - 1) / L;
+      for (size_t gi = 0; gi < ngroups; gi++) {
+        size_t nl = ENG_MIN((size_t)L, ns - gi * L);
+        const float *mj = mo + (tile - t0) + gi * L;
+        for (int p = 0; p < P; p++) {
+          const float *src = mj + (size_t)p * jb->ms;
+          if (nl == L)
+            for (int l = 0; l < L; l++) s[p * L + l] = src[l];
+          else
+            for (int l = 0; l < L; l++) s[p * L + l] = (size_t)l < nl ? src[l] : 0.0f;
+        }
+        for (int b = 0; b < 6; b++) at_l(s + b * L, 6 * L, t + b * L, 6 * L); /* columns: t (4x6) = A^T s */
+        for (int a = 0; a < 4; a++) at_l(t + a * 6 * L, L, r + a * 4 * L, L); /* rows: r (4x4) = t A */
+        for (int a = 0; a < 4; a++) {
+          float *sr = strip + a * STRIP_W + 4 * L * gi;
+          for (int l = 0; l < L; l++)
+            for (int b = 0; b < 4; b++) sr[4 * l + b] = r[(a * 4 + b) * L + l];
+        }
       }
-      for (int b = 0; b < 6; b++) at_l(s + b * L, 6 * L, t + b * L, 6 * L); /* columns: t (4x6) = A^T s */
-      for (int a = 0; a < 4; a++) at_l(t + a * 6 * L, L, r + a * 4 * L, L); /* rows: r (4x4) = t A */
-      for (size_t l = 0; l < nl; l++) {
-        size_t tile = t0 + j0 + l, ty = tile / tw, tx = tile % tw;
-        size_t rows = ENG_MIN((size_t)4, OH - 4 * ty), cols = ENG_MIN((size_t)4, OW - 4 * tx);
-        float *dst = yo + 4 * ty * OW + 4 * tx;
-        for (size_t a = 0; a < rows; a++)
-          for (size_t b = 0; b < cols; b++) dst[a * OW + b] = r[(a * 4 + b) * L + l];
+      size_t col0 = 4 * txa, ncols = ENG_MIN(4 * ns, OW - col0), rows = ENG_MIN((size_t)4, OH - 4 * ty);
+      for (size_t a = 0; a < rows; a++) {
+        float *dst = yo + (4 * ty + a) * OW + col0;
+        memcpy(dst, strip + a * STRIP_W, ncols * sizeof(float));
+        if (jb->epi) eng_active.bias_act_f32(ncols, dst, NULL, bs, jb->act);
       }
-    }
-    if (jb->epi) { /* bias + activation on each tile row's segment of output rows */
-      float bs = jb->bias ? jb->bias[o] : 0.0f;
-      size_t t1 = t0 + nt;
-      for (size_t tile = t0; tile < t1;) {
-        size_t ty = tile / tw, tx = tile % tw, tx1 = ENG_MIN(tw, tx + (t1 - tile));
-        size_t c0 = 4 * tx, c1 = ENG_MIN(OW, 4 * tx1), r1 = ENG_MIN(OH, 4 * ty + 4);
-        for (size_t row = 4 * ty; row < r1; row++) eng_active.bias_act_f32(c1 - c0, yo + row * OW + c0, NULL, bs, jb->act);
-        tile += tx1 - tx;
-      }
+      tile += ns;
     }
   }
 }
