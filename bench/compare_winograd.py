@@ -7,9 +7,10 @@ Implementations, all on one image (N = 1), pad 1, with a bias, output checked ag
   wino    engine.kernels.conv2d_winograd(x, u, bias, pads) with u = winograd_weights(w) made beforehand (not timed)
   engine  engine.Session on a one-Conv ONNX model (today: im2col + GEMM)
   ort     onnxruntime, same model (ir_version 8), intra_op_num_threads = 1 or 2, all graph optimizations
-Times are the best over rounds (the implementations rotate order every round, so load from other processes hits
-all alike) of the mean of back-to-back calls lasting about --sample-ms; they include the Python call and allocating
-the output for every implementation. Ratios > 1 mean Winograd is faster.
+Times are the fastest single call over rounds of back-to-back calls lasting about --sample-ms each (the
+implementations rotate order every round, so load from other processes hits all alike; on a shared machine the
+minimum is the undisturbed time, a mean counts preemptions); they include the Python call and allocating the output
+for every implementation. Ratios > 1 mean Winograd is faster.
 """
 from __future__ import annotations
 
@@ -60,15 +61,18 @@ def reference(x, w, b):
 
 
 def sample(fn, sample_s: float) -> float:
+    """The fastest single call among back-to-back calls lasting about sample_s (the machine is shared: a mean over
+    calls counts every preemption; the minimum is the time of a call that ran undisturbed)."""
     fn()
-    t0 = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - t0, 1e-6)
-    reps = max(1, int(sample_s / one))
-    t0 = time.perf_counter()
-    for _ in range(reps):
+    best = float("inf")
+    end = time.perf_counter() + sample_s
+    while True:
+        t0 = time.perf_counter()
         fn()
-    return (time.perf_counter() - t0) / reps
+        t1 = time.perf_counter()
+        best = min(best, t1 - t0)
+        if t1 >= end:
+            return best
 
 
 def main() -> int:
