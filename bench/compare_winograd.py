@@ -34,6 +34,13 @@ LAYERS = {  # name: (channels in = out, H = W)
     "256x14": (256, 14),
     "512x7": (512, 7),
 }
+EXTRA = {  # --layers may also name these: where the crossover lies (small channel counts, big images, 512 at 14x14)
+    "16x112": (16, 112),
+    "32x112": (32, 112),
+    "128x56": (128, 56),
+    "256x28": (256, 28),
+    "512x14": (512, 14),
+}
 
 
 def conv_model(c: int, hw: int, w: np.ndarray, b: np.ndarray) -> bytes:
@@ -78,7 +85,7 @@ def sample(fn, sample_s: float) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--layers", nargs="+", default=list(LAYERS), choices=list(LAYERS))
+    ap.add_argument("--layers", nargs="+", default=list(LAYERS), choices=list(LAYERS) + list(EXTRA))
     ap.add_argument("--rounds", type=int, default=7, help="timing rounds per layer (best is shown)")
     ap.add_argument("--sample-ms", type=float, default=150.0)
     ap.add_argument("--no-ort", action="store_true")
@@ -98,7 +105,7 @@ def main() -> int:
     g = np.random.default_rng(0)
     rows = []
     for name in args.layers:
-        c, hw = LAYERS[name]
+        c, hw = {**LAYERS, **EXTRA}[name]
         x = g.standard_normal((1, c, hw, hw)).astype(np.float32)
         w = (g.standard_normal((c, c, 3, 3)) * np.sqrt(2.0 / (9 * c))).astype(np.float32)  # He init
         b = (g.standard_normal(c) * 0.1).astype(np.float32)
