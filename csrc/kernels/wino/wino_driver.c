@@ -1,7 +1,7 @@
 #define _POSIX_C_SOURCE 200809L
 /* wino_driver.c: Winograd F(4x4, 3x3) convolution driver (API and math in eng/eng_wino.h).
  * ISA-neutral: core library, baseline flags, no intrinsics. The transforms are plain C written over 8 lanes (8 tiles
- * or 8 channels side by side) so the compiler vectorizes them at the baseline width; the 36 channel reductions are
+ * of one tile row side by side) so the compiler vectorizes them at the baseline width; the 36 channel reductions are
  * GEMMs on the active table's micro-kernels (eng_gemm_f32_with), and bias + activation go through the active
  * table's bias_act_f32 slot, so each ISA level runs the same algorithm on its own kernels. No scalar twin is
  * needed: the only ISA-specific code called is the GEMM and bias_act kernels, which have theirs.
@@ -12,7 +12,9 @@
  * Threading: with at least as many blocks as threads, each block is one task (transform, 36 serial GEMMs, output
  * transform, in a thread-local workspace). With fewer blocks (small images, many channels), blocks run in turn
  * and each step is split instead: the input transform over input channels, the 36 GEMMs over positions
- * (eng_gemm_batch_f32), the output transform over output channels. */
+ * (eng_gemm_batch_f32), the output transform over output channels.
+ * Profile (Zen 3, AVX2, 1 thread, 64 channels at 56x56): GEMM micro-kernels ~30%, input transform ~15%, output
+ * transform ~13%, strip copies ~9%, bias + activation ~4%; at 256 channels the GEMMs are ~50%. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
