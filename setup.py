@@ -72,7 +72,7 @@ libraries = [("eng_core", {"sources": ["csrc/dispatch/cpu_features.c", "csrc/dis
                                        "csrc/runtime/threadpool.c", "csrc/kernels/gemm/gemm_driver.c",
                                        "csrc/kernels/ops/ops_driver.c",
                                        "csrc/kernels/sim/sim_driver.c", "csrc/kernels/conv/conv_driver.c",
-                                       "csrc/kernels/convt/convt_driver.c"],
+                                       "csrc/kernels/convt/convt_driver.c", "csrc/kernels/wino/wino_driver.c"],
                            "include_dirs": ["csrc/include"], "cflags": COMMON + extra,
                            "obj_deps": {"": HEADERS}, "macros": [(f"ENG_COMPILED_{t.upper()}", "1") for t, _ in groups]})]
 for tag, flags in reversed(groups):  # highest ISA first, so static-archive link order resolves
