@@ -256,6 +256,33 @@ def layer_norm(ctx: NodeCtx, base):
 
 
 # ---------------------------------------------------------------------------------------- elementwise
+# Small models run hundreds of tiny elementwise nodes: when the inferred types already tell that a node can never
+# reach a kernel (not float32, or fewer elements than the kernel's threshold), the numpy run function is used
+# directly, without a wrapper that re-checks dtype and size on every call. (The choice only affects speed: both
+# paths compute the same values.)
+def _static_numel(t) -> int | None:
+    """The element count of a TensorType whose dims are all known, else None."""
+    if t is None or t.shape is None:
+        return None
+    n = 1
+    for d in t.shape:
+        if not isinstance(d, int) or d < 0:
+            return None
+        n *= d
+    return n
+
+
+def _never_fast(ctx: NodeCtx, n_in: int, min_size: int) -> bool:
+    """True when the types say the kernel path cannot apply: an input known not to be float32, or an output
+    known to be smaller than `min_size` elements."""
+    for i in range(n_in):
+        dt = ctx.in_dtype(i)
+        if dt is not None and dt != F32:
+            return True
+    n = _static_numel(ctx.out_type(0))
+    return n is not None and n < min_size
+
+
 _ACT = {"Relu": ("relu", ELEMENTWISE_MIN), "Sigmoid": ("sigmoid", ACTIVATION_MIN), "Tanh": ("tanh", ACTIVATION_MIN),
         "LeakyRelu": ("leaky_relu", ELEMENTWISE_MIN), "Elu": ("elu", ACTIVATION_MIN),
         "HardSigmoid": ("hardsigmoid", ELEMENTWISE_MIN), "HardSwish": ("hardswish", ELEMENTWISE_MIN),
@@ -278,6 +305,8 @@ def activation(ctx: NodeCtx, base):
     else:
         params = (None, None)
     base_run = base(ctx)
+    if _never_fast(ctx, 1, min_size):
+        return base_run
 
     def run(x):
         if x.dtype != F32 or x.size < min_size:
@@ -296,6 +325,8 @@ def clip(ctx: NodeCtx, base):
         return base_run
     lo = -np.inf if lo is None else float(lo)
     hi = np.inf if hi is None else float(hi)
+    if _never_fast(ctx, 1, ELEMENTWISE_MIN):
+        return base_run
 
     def run(x, *_):
         if x.dtype != F32 or x.size < ELEMENTWISE_MIN:
@@ -311,11 +342,12 @@ _BIN = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Max": "max", "M
 def binary(ctx: NodeCtx, base):
     op = _BIN[ctx.op_type]
     base_run = base(ctx)
-    if ctx.n_inputs != 2:
+    if ctx.n_inputs != 2 or _never_fast(ctx, 2, ELEMENTWISE_MIN):
         return base_run
 
     def run(a, b):
-        if a.dtype != F32 or b.dtype != F32 or max(a.size, b.size) < ELEMENTWISE_MIN:
+        if a.dtype is not F32 and a.dtype != F32 or b.dtype is not F32 and b.dtype != F32 \
+                or a.size < ELEMENTWISE_MIN and b.size < ELEMENTWISE_MIN:
             return base_run(a, b)
         return (K.binary(a, b, op),)
     return run

@@ -222,6 +222,17 @@ def squeeze(ctx: NodeCtx):
         dyn = ctx.has_input(1) and axes is None
 
     cache: dict = {}
+    shapes: dict = {}  # constant axes: input shape -> output shape, checked once
+
+    if not dyn:
+        def run_c(x, a=None):
+            t = shapes.get(x.shape)
+            if t is None:
+                t = run(x)[0].shape
+                if len(shapes) >= 64:
+                    shapes.clear()
+                shapes[x.shape] = t
+            return (x.reshape(t),)
 
     def run(x, a=None):
         if dyn:
@@ -239,7 +250,7 @@ def squeeze(ctx: NodeCtx):
             if xs[i] != 1:
                 raise ValueError(f"Squeeze: dim {i} of shape {list(xs)} is not 1")
         return (x.reshape([d for i, d in enumerate(xs) if i not in ax]),)
-    return run
+    return run if dyn else run_c
 
 
 @register("Unsqueeze", shape_inputs=(1,))
@@ -251,6 +262,17 @@ def unsqueeze(ctx: NodeCtx):
         axes = _ints(ctx.const(1))
         dyn = axes is None
     cache: dict = {}
+    shapes: dict = {}  # constant axes: input shape -> output shape, checked once
+
+    if not dyn:
+        def run_c(x, a=None):
+            t = shapes.get(x.shape)
+            if t is None:
+                t = run(x)[0].shape
+                if len(shapes) >= 64:
+                    shapes.clear()
+                shapes[x.shape] = t
+            return (x.reshape(t),)
 
     def run(x, a=None):
         if dyn:
@@ -270,7 +292,7 @@ def unsqueeze(ctx: NodeCtx):
         for i in sorted(ax):
             shape.insert(i, 1)
         return (x.reshape(shape),)
-    return run
+    return run if dyn else run_c
 
 
 @register("Flatten", shape_inputs=())
@@ -320,7 +342,26 @@ def tile(ctx: NodeCtx):
 
 # ------------------------------------------------------------------------------------------------ Pad
 
-def _pad(x, pads, mode, value, axes):
+def _pad_take(x, width, mode, cache):
+    """reflect/edge/wrap padding as one gather per padded axis. The source index of each output position depends
+    only on the axis length and widths, so it is np.pad of an arange (exactly np.pad's semantics, including
+    reflections wider than the axis), computed once per input shape: np.pad on the data costs ~70 us of Python
+    per call."""
+    key = (x.shape, tuple(width))
+    plan = cache.get(key) if cache is not None else None
+    if plan is None:
+        plan = [(a, np.pad(np.arange(n, dtype=np.intp), w, mode=mode)) for a, (n, w) in enumerate(zip(x.shape, width))
+                if w != (0, 0)]
+        if cache is not None:
+            if len(cache) >= 64:
+                cache.clear()
+            cache[key] = plan
+    for a, idx in plan:
+        x = x.take(idx, axis=a)
+    return x
+
+
+def _pad(x, pads, mode, value, axes, cache=None):
     r = x.ndim
     if axes is None:
         axes = list(range(r))
@@ -350,7 +391,7 @@ def _pad(x, pads, mode, value, axes):
         for a, (b, e) in enumerate(width):
             if (b or e) and x.shape[a] == 0:
                 raise ValueError(f"Pad: mode {mode} cannot pad an empty axis {a}")
-        return np.pad(x, width, mode=mode)
+        return _pad_take(x, width, mode, cache)
     raise ValueError(f"Pad: unknown mode {mode!r}")
 
 
@@ -364,18 +405,23 @@ def pad(ctx: NodeCtx):
     if ctx.version < 11:
         pads = _ints(ctx.attr("pads" if ctx.version >= 2 else "paddings"))
         value = float(ctx.attr("value", 0.0))
+        cache1: dict = {}
 
         def run1(x):
-            return (_pad(x, pads, mode, x.dtype.type(value), None),)
+            return (_pad(x, pads, mode, x.dtype.type(value), None, cache1),)
         return run1
     pads_c = _ints(ctx.const(1))
     axes_c = _ints(ctx.const(3))
+    cache: dict = {}
 
     def run(x, pads, cval=None, axes=None):
         p = pads_c if pads_c is not None else _ints(pads)
         a = axes_c if axes_c is not None else _ints(axes)
-        v = x.dtype.type(0) if cval is None or np.size(cval) == 0 else np.asarray(cval).reshape(-1)[0]
-        return (_pad(x, p, mode, v, a),)
+        if mode != "constant":
+            v = None
+        else:
+            v = x.dtype.type(0) if cval is None or np.size(cval) == 0 else np.asarray(cval).reshape(-1)[0]
+        return (_pad(x, p, mode, v, a, cache),)
     return run
 
 
