@@ -197,3 +197,4 @@ def gemm_batch(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c, bint trans_a, bint t
 include "_exec.pxi"
 include "_ops.pxi"
 include "_sim.pxi"
+include "_small.pxi"

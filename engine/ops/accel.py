@@ -12,6 +12,9 @@ the numpy implementation unchanged.
 - Activations (Relu, Sigmoid, Tanh, LeakyRelu, Elu, HardSigmoid, HardSwish, Softplus, Gelu, Clip) and the binary
   ops Add/Sub/Mul/Div/Max/Min on the threaded elementwise kernels, for tensors big enough that the kernel's
   threads beat numpy's single pass (below that numpy is as fast and has less call overhead).
+- Tiny float32 Add/Sub/Mul/Div, Relu and Neg (small models: hundreds of nodes on tensors of a few dozen
+  elements) on one C loop each (engine._C `SmallBinary`/`SmallUnary`), bitwise equal to numpy, without the ufunc
+  dispatch overhead.
 """
 from __future__ import annotations
 
@@ -272,15 +275,27 @@ def _static_numel(t) -> int | None:
     return n
 
 
-def _never_fast(ctx: NodeCtx, n_in: int, min_size: int) -> bool:
-    """True when the types say the kernel path cannot apply: an input known not to be float32, or an output
-    known to be smaller than `min_size` elements."""
+def _never_f32(ctx: NodeCtx, n_in: int) -> bool:
+    """True when an input's type is known and is not float32."""
     for i in range(n_in):
         dt = ctx.in_dtype(i)
         if dt is not None and dt != F32:
             return True
+    return False
+
+
+def _never_fast(ctx: NodeCtx, n_in: int, min_size: int) -> bool:
+    """True when the types say the kernel path cannot apply: an input known not to be float32, or an output
+    known to be smaller than `min_size` elements."""
+    if _never_f32(ctx, n_in):
+        return True
     n = _static_numel(ctx.out_type(0))
     return n is not None and n < min_size
+
+
+# Tensors up to this many elements: float32 Add/Sub/Mul/Div, Relu and Neg run as one C loop (_k.SmallBinary,
+# _k.SmallUnary: ~0.3 us a call against numpy's ~1 us of ufunc dispatch); bigger ones take numpy or the kernels.
+SMALL_MAX = 1024
 
 
 _ACT = {"Relu": ("relu", ELEMENTWISE_MIN), "Sigmoid": ("sigmoid", ACTIVATION_MIN), "Tanh": ("tanh", ACTIVATION_MIN),
@@ -306,13 +321,23 @@ def activation(ctx: NodeCtx, base):
         params = (None, None)
     base_run = base(ctx)
     if _never_fast(ctx, 1, min_size):
-        return base_run
-
-    def run(x):
-        if x.dtype != F32 or x.size < min_size:
-            return base_run(x)
-        return (K.activation(np.ascontiguousarray(x), name, *params),)
+        run = base_run
+    else:
+        def run(x):
+            if x.dtype != F32 or x.size < min_size:
+                return base_run(x)
+            return (K.activation(np.ascontiguousarray(x), name, *params),)
+    if ctx.op_type == "Relu" and not _never_f32(ctx, 1):
+        return _k.SmallUnary("relu", run, SMALL_MAX)
     return run
+
+
+@accelerate("Neg")
+def neg(ctx: NodeCtx, base):
+    base_run = base(ctx)
+    if _never_f32(ctx, 1):
+        return base_run
+    return _k.SmallUnary("neg", base_run, SMALL_MAX)
 
 
 @accelerate("Clip")
@@ -342,12 +367,16 @@ _BIN = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Max": "max", "M
 def binary(ctx: NodeCtx, base):
     op = _BIN[ctx.op_type]
     base_run = base(ctx)
-    if ctx.n_inputs != 2 or _never_fast(ctx, 2, ELEMENTWISE_MIN):
+    if ctx.n_inputs != 2:
         return base_run
-
-    def run(a, b):
-        if a.dtype is not F32 and a.dtype != F32 or b.dtype is not F32 and b.dtype != F32 \
-                or a.size < ELEMENTWISE_MIN and b.size < ELEMENTWISE_MIN:
-            return base_run(a, b)
-        return (K.binary(a, b, op),)
+    if _never_fast(ctx, 2, ELEMENTWISE_MIN):
+        run = base_run
+    else:
+        def run(a, b):
+            if a.dtype is not F32 and a.dtype != F32 or b.dtype is not F32 and b.dtype != F32 \
+                    or a.size < ELEMENTWISE_MIN and b.size < ELEMENTWISE_MIN:
+                return base_run(a, b)
+            return (K.binary(a, b, op),)
+    if op in ("add", "sub", "mul", "div") and not _never_f32(ctx, 2):
+        return _k.SmallBinary(op, run, SMALL_MAX)
     return run

@@ -1,0 +1,182 @@
+"""The small-tensor fast paths of the executor: engine._C SmallBinary/SmallUnary (float32 Add/Sub/Mul/Div, Relu,
+Neg as one C loop) must be bitwise equal to numpy and hand everything else to their fallback; the cached paths of
+Pad (reflect/edge/wrap as a gather), ReduceMean, Unsqueeze/Squeeze must agree with the reference evaluator on
+repeated calls with changing shapes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto as T
+from onnx import helper as h
+from onnx import numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+import engine
+from engine._C._kernels import SmallBinary, SmallUnary
+
+_NP = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
+# (shape of a, shape of b): equal shapes, scalars (0-d, size-1 of lower or equal rank), suffix rows, empty tensors
+_HANDLED = [((), ()), ((3,), ()), ((), (3,)), ((1, 48), (1, 48)), ((1, 48), (48,)), ((48,), (1, 48)),
+            ((2, 3, 4), (3, 4)), ((2, 3, 4), (4,)), ((1, 4, 17), (1, 1, 1)), ((1, 1, 1), (1, 4, 17)), ((0, 3), (3,)),
+            ((0, 3), (0, 3)), ((1,), (0,)), ((0,), (1,)), ((1,), ()), ((), (1,)), ((5,), (1,))]
+# broadcasts it leaves to numpy (through the fallback), and shapes that do not broadcast
+_DELEGATED = [((2, 0), (0,)), ((2, 3), (2, 1)), ((2, 3), (1, 1, 1)), ((2, 3), (4, 3)), ((3,), (4,))]
+
+
+def _fallback(log):
+    def f(*args):
+        log.append(args)
+        return ("fallback",)
+    return f
+
+
+def _bits_equal(got, want):
+    assert got.dtype == want.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+
+
+@pytest.mark.parametrize("op", list(_NP))
+def test_small_binary_is_numpy_bitwise(op):
+    rng = np.random.default_rng(0)
+    log: list = []
+    sb = SmallBinary(op, _fallback(log), 1000)
+    for sa, sb_ in _HANDLED:
+        a = rng.standard_normal(sa).astype(np.float32)
+        b = rng.standard_normal(sb_).astype(np.float32)
+        if a.size > 2:
+            a.reshape(-1)[:3] = [np.nan, np.inf, -0.0]
+        if b.size > 1:
+            b.reshape(-1)[1] = 0.0                           # x / 0
+        (y,) = sb(a, b)
+        assert not log, (sa, sb_)
+        with np.errstate(all="ignore"):
+            _bits_equal(y, _NP[op](a, b))
+        assert not np.shares_memory(y, a) and not np.shares_memory(y, b)
+    for _ in range(50):                                      # magnitudes across the float32 range, denormals
+        a = (rng.standard_normal(37) * 10.0 ** rng.integers(-42, 38, 37)).astype(np.float32)
+        b = (rng.standard_normal(37) * 10.0 ** rng.integers(-42, 38, 37)).astype(np.float32)
+        with np.errstate(all="ignore"):
+            _bits_equal(sb(a, b)[0], _NP[op](a, b))
+    for sa, sb_ in _DELEGATED:
+        log.clear()
+        a, b = np.ones(sa, np.float32), np.ones(sb_, np.float32)
+        assert sb(a, b) == ("fallback",) and log[0][0] is a and log[0][1] is b, (sa, sb_)
+
+
+def test_small_ops_delegate_what_they_do_not_handle():
+    log: list = []
+    sb = SmallBinary("add", _fallback(log), 100)
+    x = np.ones((4, 4), np.float32)
+    for a, b in [(x[:, ::2], x[:, ::2]), (x.astype(np.float64), x.astype(np.float64)), (x.astype(">f4"), x),
+                 (np.ones(200, np.float32), np.ones(200, np.float32)), (np.float32(1), x), (x, 1.0),
+                 (x.astype(np.int32), x.astype(np.int32))]:
+        log.clear()
+        assert sb(a, b) == ("fallback",) and len(log) == 1
+    su = SmallUnary("relu", _fallback(log), 100)
+    for a in [x[:, ::2], x.astype(np.float16), np.ones(101, np.float32), np.float32(-1)]:
+        log.clear()
+        assert su(a) == ("fallback",) and len(log) == 1
+    with pytest.raises(ValueError, match="unknown op"):
+        SmallBinary("pow", None, 10)
+    with pytest.raises(ValueError, match="unknown op"):
+        SmallUnary("exp", None, 10)
+
+
+@pytest.mark.parametrize("op", ["relu", "neg"])
+def test_small_unary_matches_numpy(op):
+    want_fn = (lambda x: np.maximum(x, np.float32(0))) if op == "relu" else np.negative
+    su = SmallUnary(op, None, 1000)
+    rng = np.random.default_rng(1)
+    for shape in [(), (0,), (5,), (3, 4), (1, 16, 17)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        if x.size > 3:
+            x.reshape(-1)[:4] = [np.nan, -0.0, -np.inf, np.inf]
+        (y,) = su(x)
+        w = want_fn(x)
+        assert y.shape == w.shape and y.dtype == w.dtype and not np.shares_memory(y, x)
+        np.testing.assert_array_equal(y, w)
+
+
+# ------------------------------------------------------------------------------------- through a Session
+
+def _model(nodes, inputs, outputs, inits=(), opset=17):
+    g = h.make_graph(nodes, "g", inputs, outputs, initializer=list(inits))
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m
+
+
+def _vi(name, elem, shape):
+    return h.make_tensor_value_info(name, elem, shape)
+
+
+def _check_runs(m, feeds_list, rtol=0.0, atol=0.0):
+    s = engine.Session(m)
+    ref = ReferenceEvaluator(m)
+    for feeds in feeds_list:
+        for _ in range(2):                                   # first sight, then the specialised plan
+            got = s.run(feeds)
+            want = ref.run(None, feeds)
+            for (name, g), w in zip(got.items(), want):
+                assert g.dtype == w.dtype and g.shape == w.shape, name
+                np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+def test_binary_chain_with_bias_scalar_and_shapes(dtype):
+    elem = {np.float32: T.FLOAT, np.float64: T.DOUBLE, np.int32: T.INT32}[dtype]
+    bias = numpy_helper.from_array(np.arange(1, 5, dtype=dtype), "bias")
+    two = numpy_helper.from_array(np.array(2, dtype=dtype), "two")
+    nodes = [h.make_node("Add", ["x", "bias"], ["a"]), h.make_node("Mul", ["a", "two"], ["m"]),
+             h.make_node("Sub", ["two", "m"], ["s"]), h.make_node("Div", ["s", "y"], ["d"]),
+             h.make_node("Relu", ["d"], ["r"]), h.make_node("Neg", ["r"], ["out"])]
+    m = _model(nodes, [_vi("x", elem, ["N", 4]), _vi("y", elem, ["N", 1])], [_vi("out", elem, None)], [bias, two])
+    rng = np.random.default_rng(2)
+    feeds = []
+    for n in (1, 3, 0, 600):                                 # 600 x 4 is past the C loop's size limit
+        x = (rng.standard_normal((n, 4)) * 10).astype(dtype)
+        y = (rng.integers(1, 5, (n, 1))).astype(dtype)
+        feeds.append({"x": x, "y": y})
+    _check_runs(m, feeds, rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "edge", "wrap"])
+def test_pad_gather_modes_across_shapes(mode):
+    pads = numpy_helper.from_array(np.array([0, 2, 3, 0, 1, 4], np.int64), "pads")
+    m = _model([h.make_node("Pad", ["x", "pads"], ["y"], mode=mode)], [_vi("x", T.FLOAT, [1, "H", "W"])],
+               [_vi("y", T.FLOAT, None)], [pads], opset=19)
+    rng = np.random.default_rng(3)
+    _check_runs(m, [{"x": rng.standard_normal((1, hh, w)).astype(np.float32)} for hh, w in [(3, 5), (4, 9), (3, 5)]])
+    if mode != "wrap":  # wider than the axis: numpy's repeated reflection, as the reference
+        m2 = _model([h.make_node("Pad", ["x", "pads"], ["y"], mode=mode)], [_vi("x", T.FLOAT, [2, 3])],
+                    [_vi("y", T.FLOAT, None)],
+                    [numpy_helper.from_array(np.array([1, 5, 2, 7], np.int64), "pads")], opset=19)
+        _check_runs(m2, [{"x": rng.standard_normal((2, 3)).astype(np.float32)}])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_reduce_mean_fast_path_across_shapes(dtype, keepdims):
+    elem = T.FLOAT if dtype == np.float32 else T.DOUBLE
+    axes = numpy_helper.from_array(np.array([1, -1], np.int64), "axes")
+    m = _model([h.make_node("ReduceMean", ["x", "axes"], ["y"], keepdims=keepdims)], [_vi("x", elem, [2, "A", "B"])],
+               [_vi("y", elem, None)], [axes], opset=18)
+    rng = np.random.default_rng(4)
+    feeds = [{"x": rng.standard_normal((2, a, b)).astype(dtype)} for a, b in [(4, 17), (1, 1), (3, 5), (4, 17)]]
+    _check_runs(m, feeds, rtol=1e-6, atol=1e-7)
+    got = engine.Session(m).run({"x": np.zeros((2, 0, 3), dtype)})["y"]   # mean of nothing is NaN
+    assert got.dtype == dtype and np.isnan(got).all()
+
+
+def test_unsqueeze_squeeze_cached_shapes_and_errors():
+    ax = numpy_helper.from_array(np.array([0, -1], np.int64), "ax")
+    m = _model([h.make_node("Unsqueeze", ["x", "ax"], ["u"]), h.make_node("Squeeze", ["u", "ax"], ["y"])],
+               [_vi("x", T.FLOAT, ["A", "B"])], [_vi("u", T.FLOAT, None), _vi("y", T.FLOAT, None)], [ax], opset=13)
+    rng = np.random.default_rng(5)
+    _check_runs(m, [{"x": rng.standard_normal(s).astype(np.float32)} for s in [(2, 3), (1, 1), (0, 4), (2, 3)]])
+    sq = _model([h.make_node("Squeeze", ["x", "ax"], ["y"])], [_vi("x", T.FLOAT, ["A", "B"])],
+                [_vi("y", T.FLOAT, None)], [numpy_helper.from_array(np.array([1], np.int64), "ax")], opset=13)
+    s = engine.Session(sq)
+    np.testing.assert_array_equal(s.run({"x": np.ones((3, 1), np.float32)})["y"], np.ones(3, np.float32))
+    with pytest.raises(engine.errors.EngineError, match="is not 1"):
+        s.run({"x": np.ones((3, 2), np.float32)})
