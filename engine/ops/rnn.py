@@ -381,6 +381,26 @@ def _build(ctx: NodeCtx, op: str):
                 h1 = yt
             h = h1[None]
             S_loop = 0
+        elif fast and direct and n_dir == 1 and op == "GRU":
+            # the same for linear_before_reset=1 (PyTorch's GRU): the general fast step's operations in the same
+            # order (so the same values), without the direction loops and the per-step scratch allocation
+            x1, y1, Ra0, Rb0, h1, rb0 = xw[:, 0], Y[:, 0], Ra[0], Rb[0], h[0], rb_h[0, 0]
+            tmp = np.empty((NB, H), np.float32)
+            for t in range(S):
+                g = x1[t]
+                _kgemm(h1, Ra0, g[:, :H2], False, False, 1.0, 1.0, None, _BIAS_NONE, _SIGMOID, 0.0, 0.0)
+                _kgemm(h1, Rb0, tmp, False, False, 1.0, 0.0, rb0, _BIAS_COL, 0, 0.0, 0.0)
+                tmp *= g[:, H:H2]
+                hh = g[:, H2:]
+                hh += tmp
+                np.tanh(hh, out=hh)
+                yt = y1[t]
+                np.subtract(h1, hh, out=yt)
+                yt *= g[:, :H]
+                yt += hh
+                h1 = yt
+            h = h1[None]
+            S_loop = 0
         else:
             S_loop = S
         for t in range(S_loop):

@@ -199,13 +199,25 @@ def slice_(ctx: NodeCtx):
     if all_const:
         starts, ends, axes, steps = (_ints(c) for c in consts)
         cache = {}
+        rank = _rank(ctx)
+        if rank is not None:
+            try:
+                idx0 = _slice_index(rank, starts, ends, axes, steps)
+            except ValueError:
+                idx0 = None          # reported by the run below, with the actual rank
+            if idx0 is not None:
+                def run_r(x, *rest):  # the rank inferred at load: the index is built once
+                    if x.ndim == rank:
+                        return (x[idx0],)
+                    return run_c(x)
+                cache[rank] = idx0
 
         def run_c(x, *rest):
             idx = cache.get(x.ndim)
             if idx is None:
                 idx = cache[x.ndim] = _slice_index(x.ndim, starts, ends, axes, steps)
             return (x[idx],)
-        return run_c
+        return run_r if rank is not None and idx0 is not None else run_c
 
     def run(x, starts, ends, axes=None, steps=None):
         return (x[_slice_index(x.ndim, _ints(starts), _ints(ends), _ints(axes), _ints(steps))],)

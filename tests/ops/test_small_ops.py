@@ -180,3 +180,21 @@ def test_unsqueeze_squeeze_cached_shapes_and_errors():
     np.testing.assert_array_equal(s.run({"x": np.ones((3, 1), np.float32)})["y"], np.ones(3, np.float32))
     with pytest.raises(engine.errors.EngineError, match="is not 1"):
         s.run({"x": np.ones((3, 2), np.float32)})
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_gru_linear_before_reset_single_direction(direction, batch):
+    # the small-GRU step of linear_before_reset=1 (one direction, Y wanted, no sequence_lens)
+    rng = np.random.default_rng(6)
+    S, I, H = 5, 3, 4
+    w = numpy_helper.from_array((rng.standard_normal((1, 3 * H, I)) * 0.5).astype(np.float32), "W")
+    r = numpy_helper.from_array((rng.standard_normal((1, 3 * H, H)) * 0.5).astype(np.float32), "R")
+    b = numpy_helper.from_array((rng.standard_normal((1, 6 * H)) * 0.5).astype(np.float32), "B")
+    node = h.make_node("GRU", ["x", "W", "R", "B", "", "h0"], ["y", "hn"], hidden_size=H, linear_before_reset=1,
+                       direction=direction)
+    m = _model([node], [_vi("x", T.FLOAT, [S, batch, I]), _vi("h0", T.FLOAT, [1, batch, H])],
+               [_vi("y", T.FLOAT, None), _vi("hn", T.FLOAT, None)], [w, r, b], opset=14)
+    feeds = {"x": rng.standard_normal((S, batch, I)).astype(np.float32),
+             "h0": rng.standard_normal((1, batch, H)).astype(np.float32)}
+    _check_runs(m, [feeds], rtol=1e-5, atol=1e-6)
