@@ -184,17 +184,34 @@ def test_unsqueeze_squeeze_cached_shapes_and_errors():
 
 @pytest.mark.parametrize("direction", ["forward", "reverse"])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_gru_linear_before_reset_single_direction(direction, batch):
-    # the small-GRU step of linear_before_reset=1 (one direction, Y wanted, no sequence_lens)
+@pytest.mark.parametrize("lbr", [0, 1])
+@pytest.mark.parametrize("layout", [0, 1])
+def test_gru_small_recurrence_in_c(direction, batch, lbr, layout):
+    # one direction, Y wanted, no sequence_lens: the recurrence runs in engine._C gru_steps_f32
     rng = np.random.default_rng(6)
     S, I, H = 5, 3, 4
     w = numpy_helper.from_array((rng.standard_normal((1, 3 * H, I)) * 0.5).astype(np.float32), "W")
     r = numpy_helper.from_array((rng.standard_normal((1, 3 * H, H)) * 0.5).astype(np.float32), "R")
     b = numpy_helper.from_array((rng.standard_normal((1, 6 * H)) * 0.5).astype(np.float32), "B")
-    node = h.make_node("GRU", ["x", "W", "R", "B", "", "h0"], ["y", "hn"], hidden_size=H, linear_before_reset=1,
-                       direction=direction)
-    m = _model([node], [_vi("x", T.FLOAT, [S, batch, I]), _vi("h0", T.FLOAT, [1, batch, H])],
+    node = h.make_node("GRU", ["x", "W", "R", "B", "", "h0"], ["y", "hn"], hidden_size=H, linear_before_reset=lbr,
+                       direction=direction, layout=layout)
+    xs, hs = ([S, batch, I], [1, batch, H]) if layout == 0 else ([batch, S, I], [batch, 1, H])
+    m = _model([node], [_vi("x", T.FLOAT, xs), _vi("h0", T.FLOAT, hs)],
                [_vi("y", T.FLOAT, None), _vi("hn", T.FLOAT, None)], [w, r, b], opset=14)
-    feeds = {"x": rng.standard_normal((S, batch, I)).astype(np.float32),
-             "h0": rng.standard_normal((1, batch, H)).astype(np.float32)}
+    feeds = {"x": rng.standard_normal(xs).astype(np.float32), "h0": rng.standard_normal(hs).astype(np.float32)}
     _check_runs(m, [feeds], rtol=1e-5, atol=1e-6)
+
+
+def test_gru_steps_f32_checks_its_arguments():
+    from engine._C._kernels import gru_steps_f32
+
+    f = np.zeros
+    ok = dict(xw=f((2, 1, 12), np.float32), y=f((2, 1, 4), np.float32), ra=f((4, 8), np.float32),
+              rb=f((4, 4), np.float32), h0=f((1, 4), np.float32))
+    gru_steps_f32(*ok.values(), None, 0)
+    with pytest.raises(TypeError, match="float32"):
+        gru_steps_f32(*dict(ok, ra=f((4, 8))).values(), None, 0)
+    with pytest.raises(ValueError, match="do not fit"):
+        gru_steps_f32(*dict(ok, rb=f((4, 5), np.float32)).values(), None, 0)
+    with pytest.raises(ValueError, match="rb_h"):
+        gru_steps_f32(*ok.values(), f(3, np.float32), 0)
