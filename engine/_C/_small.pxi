@@ -302,3 +302,54 @@ def gru_steps_f32(cnp.ndarray xw, cnp.ndarray y, cnp.ndarray ra, cnp.ndarray rb,
                     yt[i * H + j] = (hv - hh) * gr[j] + hh
             h = yt
     _raise(s, "gru_steps_f32")
+
+
+# ------------------------------------------------------------------------------------------ Slice
+cdef class SliceStep:
+    """`SliceStep(index, ndim, fallback)`: Slice with constant starts/ends/axes/steps whose index (a tuple of slices)
+    was built at load for inputs of rank `ndim`: `step(x, *constant inputs) -> (x[index],)` (a view) for an ndarray
+    of that rank, `fallback(x, *inputs)` otherwise (which builds the index for the actual rank or explains the
+    error). Small models run a hundred Slices per call; this drops the Python frame around the indexing."""
+    cdef object index
+    cdef int ndim
+    cdef object fallback
+
+    def __init__(self, tuple index, int ndim, fallback):
+        self.index = index
+        self.ndim = ndim
+        self.fallback = fallback
+
+    def __call__(self, x, *rest):
+        if cnp.PyArray_Check(x) and cnp.PyArray_NDIM(<cnp.ndarray>x) == self.ndim:
+            return (x[self.index],)
+        return self.fallback(x, *rest)
+
+
+# ------------------------------------------------------------------------------------------ reshapes
+cdef class ReshapeStep:
+    """`ReshapeStep(fallback)`: for ops whose output is `x.reshape(target)` with a target that depends only on the
+    input's shape (Reshape with a constant shape, Squeeze/Unsqueeze with constant axes, Flatten): the first call
+    per input shape runs `fallback(x, *rest)` (which checks and raises the op's errors) and remembers the output
+    shape; later calls with that shape return `x.reshape(target)` directly (the same view). Up to 64 shapes are
+    remembered."""
+    cdef dict shapes
+    cdef object fallback
+
+    def __init__(self, fallback):
+        self.shapes = {}
+        self.fallback = fallback
+
+    def __call__(self, x, *rest):
+        if not cnp.PyArray_Check(x):
+            return self.fallback(x, *rest)
+        cdef object shape = getattr(x, "shape")
+        t = self.shapes.get(shape)
+        if t is not None:
+            return (x.reshape(t),)
+        res = self.fallback(x, *rest)
+        y = res[0]
+        if cnp.PyArray_Check(y):
+            if len(self.shapes) >= 64:
+                self.shapes.clear()
+            self.shapes[shape] = getattr(y, "shape")
+        return res

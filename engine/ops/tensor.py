@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine._C._kernels import ReshapeStep, SliceStep
 from engine.ops._registry import NodeCtx, Unsupported, register
 
 _I64 = np.dtype(np.int64)
@@ -96,7 +97,7 @@ def reshape(ctx: NodeCtx):
                 return (x.reshape(tshape),)
             except (ValueError, IndexError):       # the slow path explains the error (or handles -1 with 0 size)
                 return (x.reshape(_reshape_target(x.shape, shape, allowzero)),)
-        return run_c
+        return ReshapeStep(run_c)  # the output shape is cached per input shape
 
     def run(x, s):
         return (x.reshape(_reshape_target(x.shape, _ints(s), allowzero)),)
@@ -206,10 +207,6 @@ def slice_(ctx: NodeCtx):
             except ValueError:
                 idx0 = None          # reported by the run below, with the actual rank
             if idx0 is not None:
-                def run_r(x, *rest):  # the rank inferred at load: the index is built once
-                    if x.ndim == rank:
-                        return (x[idx0],)
-                    return run_c(x)
                 cache[rank] = idx0
 
         def run_c(x, *rest):
@@ -217,7 +214,9 @@ def slice_(ctx: NodeCtx):
             if idx is None:
                 idx = cache[x.ndim] = _slice_index(x.ndim, starts, ends, axes, steps)
             return (x[idx],)
-        return run_r if rank is not None and idx0 is not None else run_c
+        if rank is not None and idx0 is not None:  # the rank inferred at load: the index is built once
+            return SliceStep(idx0, rank, run_c)
+        return run_c
 
     def run(x, starts, ends, axes=None, steps=None):
         return (x[_slice_index(x.ndim, _ints(starts), _ints(ends), _ints(axes), _ints(steps))],)
@@ -234,17 +233,6 @@ def squeeze(ctx: NodeCtx):
         dyn = ctx.has_input(1) and axes is None
 
     cache: dict = {}
-    shapes: dict = {}  # constant axes: input shape -> output shape, checked once
-
-    if not dyn:
-        def run_c(x, a=None):
-            t = shapes.get(x.shape)
-            if t is None:
-                t = run(x)[0].shape
-                if len(shapes) >= 64:
-                    shapes.clear()
-                shapes[x.shape] = t
-            return (x.reshape(t),)
 
     def run(x, a=None):
         if dyn:
@@ -262,7 +250,7 @@ def squeeze(ctx: NodeCtx):
             if xs[i] != 1:
                 raise ValueError(f"Squeeze: dim {i} of shape {list(xs)} is not 1")
         return (x.reshape([d for i, d in enumerate(xs) if i not in ax]),)
-    return run if dyn else run_c
+    return run if dyn else ReshapeStep(run)  # constant axes: the output shape is cached per input shape
 
 
 @register("Unsqueeze", shape_inputs=(1,))
@@ -274,17 +262,6 @@ def unsqueeze(ctx: NodeCtx):
         axes = _ints(ctx.const(1))
         dyn = axes is None
     cache: dict = {}
-    shapes: dict = {}  # constant axes: input shape -> output shape, checked once
-
-    if not dyn:
-        def run_c(x, a=None):
-            t = shapes.get(x.shape)
-            if t is None:
-                t = run(x)[0].shape
-                if len(shapes) >= 64:
-                    shapes.clear()
-                shapes[x.shape] = t
-            return (x.reshape(t),)
 
     def run(x, a=None):
         if dyn:
@@ -304,7 +281,7 @@ def unsqueeze(ctx: NodeCtx):
         for i in sorted(ax):
             shape.insert(i, 1)
         return (x.reshape(shape),)
-    return run if dyn else run_c
+    return run if dyn else ReshapeStep(run)  # constant axes: the output shape is cached per input shape
 
 
 @register("Flatten", shape_inputs=())
@@ -322,7 +299,7 @@ def flatten(ctx: NodeCtx):
         for d in x.shape[a:]:
             inner *= d
         return (x.reshape(outer, inner),)
-    return run
+    return ReshapeStep(run)  # the output shape is cached per input shape
 
 
 @register("Expand", shape_inputs=(1,))

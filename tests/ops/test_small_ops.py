@@ -215,3 +215,49 @@ def test_gru_steps_f32_checks_its_arguments():
         gru_steps_f32(*dict(ok, rb=f((4, 5), np.float32)).values(), None, 0)
     with pytest.raises(ValueError, match="rb_h"):
         gru_steps_f32(*ok.values(), f(3, np.float32), 0)
+
+
+def test_slice_step_views_and_fallback():
+    from engine._C._kernels import SliceStep
+
+    log: list = []
+    step = SliceStep((slice(None), slice(1, 3)), 2, _fallback(log))
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    (y,) = step(x, np.array([1]), np.array([3]))
+    assert np.shares_memory(y, x) and y.shape == (3, 2) and not log
+    np.testing.assert_array_equal(y, x[:, 1:3])
+    assert step(x.reshape(12), 1, 2) == ("fallback",) and log[0][1:] == (1, 2)   # another rank: the fallback
+    # through a Session: constant starts/ends/axes/steps with the rank known at load, including negative steps
+    inits = [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in
+             [("st", [-1, 0]), ("en", [-100, 3]), ("ax", [0, -1]), ("sp", [-2, 2])]]
+    m = _model([h.make_node("Slice", ["x", "st", "en", "ax", "sp"], ["y"])], [_vi("x", T.FLOAT, ["A", "B"])],
+               [_vi("y", T.FLOAT, None)], inits, opset=13)
+    rng = np.random.default_rng(7)
+    _check_runs(m, [{"x": rng.standard_normal(s).astype(np.float32)} for s in [(5, 4), (1, 1), (0, 3), (5, 4)]])
+
+
+def test_reshape_step_caches_per_shape_and_keeps_errors():
+    from engine._C._kernels import ReshapeStep
+
+    calls: list = []
+
+    def fb(x, *rest):
+        calls.append(x.shape)
+        if x.shape[-1] == 5:
+            raise ValueError("bad shape")
+        return (x.reshape(-1),)
+    step = ReshapeStep(fb)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for _ in range(3):
+        (y,) = step(x)
+        assert y.shape == (6,) and np.shares_memory(y, x)
+    assert calls == [(2, 3)]                                  # the fallback ran once for this shape
+    for _ in range(2):
+        with pytest.raises(ValueError, match="bad shape"):    # errors are never cached
+            step(np.zeros((1, 5), np.float32))
+    (y,) = step(x.T)                                          # a non-contiguous input: reshape copies, as numpy
+    np.testing.assert_array_equal(y, x.T.reshape(-1))
+    m = _model([h.make_node("Flatten", ["x"], ["y"], axis=-1)], [_vi("x", T.FLOAT, ["A", "B", "C"])],
+               [_vi("y", T.FLOAT, None)], opset=13)
+    rng = np.random.default_rng(8)
+    _check_runs(m, [{"x": rng.standard_normal(s).astype(np.float32)} for s in [(2, 3, 4), (1, 3, 0), (2, 3, 4)]])
