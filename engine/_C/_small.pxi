@@ -204,7 +204,8 @@ from libc.math cimport tanhf
 
 
 cdef eng_status_t _gemm_small(const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc,
-                              size_t m, size_t n, size_t k, float beta, const float *bias, int act) noexcept nogil:
+                              size_t m, size_t n, size_t k, float beta, const float *bias, int act,
+                              float p0=0.0, float p1=0.0, int trans_a=0) noexcept nogil:
     cdef eng_gemm_args_t g
     g.m = m
     g.n = n
@@ -213,7 +214,7 @@ cdef eng_status_t _gemm_small(const float *a, size_t lda, const float *b, size_t
     g.beta = beta
     g.a = a
     g.lda = lda
-    g.trans_a = 0
+    g.trans_a = trans_a
     g.b = b
     g.ldb = ldb
     g.trans_b = 0
@@ -222,8 +223,8 @@ cdef eng_status_t _gemm_small(const float *a, size_t lda, const float *b, size_t
     g.bias = bias
     g.bias_kind = 1 if bias != NULL else 0  # ENG_BIAS_COL / ENG_BIAS_NONE
     g.act.kind = act
-    g.act.p0 = 0.0
-    g.act.p1 = 0.0
+    g.act.p0 = p0
+    g.act.p1 = p1
     return eng_gemm_f32(&g)
 
 
@@ -353,3 +354,81 @@ cdef class ReshapeStep:
                 self.shapes.clear()
             self.shapes[shape] = getattr(y, "shape")
         return res
+
+
+# ------------------------------------------------------------------------------------------ MatMul
+cdef class MatMulStep:
+    """`MatMulStep(w, bias, act, p0, p1, fallback)`: `step(a, *constant inputs) -> (act(a @ w + bias),)` for a
+    float32 `a` of rank >= 2 that is C-contiguous, or 2-D with a unit stride along one axis and a uniform stride
+    along the other (row or column slices, a transposed matrix): one engine GEMM call on a's memory, without the contiguous copy and the
+    Python around it (small models run dozens of (1, K) @ (K, N) products). w: a C-contiguous float32 (K, N)
+    matrix; bias: None or N float32 values (added per column); act, p0, p1: engine.linalg's activation code and
+    parameters (0: none). Anything else (other dtypes, ranks or strides, an empty `a`) goes to
+    `fallback(a, *rest)`."""
+    cdef cnp.ndarray w
+    cdef object bias
+    cdef int act
+    cdef float p0, p1
+    cdef object fallback
+    cdef cnp.npy_intp K, N
+
+    def __init__(self, cnp.ndarray w, bias, int act, float p0, float p1, fallback):
+        if cnp.PyArray_TYPE(w) != cnp.NPY_FLOAT32 or w.ndim != 2 or not cnp.PyArray_IS_C_CONTIGUOUS(w):
+            raise TypeError("MatMulStep: w must be a C-contiguous 2-D float32 array")
+        self.K = w.shape[0]
+        self.N = w.shape[1]
+        cdef cnp.ndarray bv
+        if bias is not None:
+            bv = bias
+            if cnp.PyArray_TYPE(bv) != cnp.NPY_FLOAT32 or bv.ndim != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(bv) \
+                    or bv.shape[0] != self.N:
+                raise ValueError(f"MatMulStep: bias must be a contiguous float32 vector of {self.N} values")
+        self.w = w
+        self.bias = bias
+        self.act = act
+        self.p0 = p0
+        self.p1 = p1
+        self.fallback = fallback
+
+    def __call__(self, a, *rest):
+        if not cnp.PyArray_CheckExact(a):
+            return self.fallback(a, *rest)
+        cdef cnp.ndarray A = <cnp.ndarray>a
+        cdef int nd = cnp.PyArray_NDIM(A), i
+        if (nd < 2 or nd > 32 or cnp.PyArray_TYPE(A) != cnp.NPY_FLOAT32 or not cnp.PyArray_ISALIGNED(A)
+                or not cnp.PyArray_ISNOTSWAPPED(A)):
+            return self.fallback(a, *rest)
+        cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(A)
+        cdef cnp.npy_intp *st = cnp.PyArray_STRIDES(A)
+        cdef cnp.npy_intp K = self.K, N = self.N, rows, lda
+        cdef int trans = 0
+        if dims[nd - 1] != K or K == 0 or N == 0 or cnp.PyArray_SIZE(A) == 0:
+            return self.fallback(a, *rest)
+        if cnp.PyArray_IS_C_CONTIGUOUS(A):
+            rows = cnp.PyArray_SIZE(A) // K
+            lda = K
+        elif nd == 2 and st[1] == 4 and (dims[0] == 1 or (st[0] % 4 == 0 and st[0] >= 4 * K)):
+            rows = dims[0]                                 # rows of unit stride, one row stride
+            lda = K if dims[0] == 1 else st[0] // 4
+        elif nd == 2 and (dims[0] == 1 or st[0] == 4) and st[1] % 4 == 0 and st[1] >= 4 * dims[0]:
+            rows = dims[0]                                 # columns of unit stride (e.g. a (1, K) column view):
+            lda = st[1] // 4                               # A^T stored K x rows
+            trans = 1
+        else:
+            return self.fallback(a, *rest)
+        cdef cnp.npy_intp od[32]
+        for i in range(nd - 1):
+            od[i] = dims[i]
+        od[nd - 1] = N
+        cdef cnp.ndarray Y = <cnp.ndarray>cnp.PyArray_EMPTY(nd, od, cnp.NPY_FLOAT32, 0)
+        cdef const float *pa = <const float *>cnp.PyArray_DATA(A)
+        cdef const float *pw = <const float *>cnp.PyArray_DATA(self.w)
+        cdef float *py = <float *>cnp.PyArray_DATA(Y)
+        cdef const float *pb = NULL
+        if self.bias is not None:
+            pb = <const float *>cnp.PyArray_DATA(<cnp.ndarray>self.bias)
+        cdef eng_status_t s
+        with nogil:
+            s = _gemm_small(pa, lda, pw, N, py, N, rows, N, K, 0.0, pb, self.act, self.p0, self.p1, trans)
+        _raise(s, "MatMul")
+        return (Y,)

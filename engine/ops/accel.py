@@ -380,3 +380,32 @@ def binary(ctx: NodeCtx, base):
     if op in ("add", "sub", "mul", "div") and not _never_f32(ctx, 2):
         return _k.SmallBinary(op, run, SMALL_MAX)
     return run
+
+
+# ------------------------------------------------------------------------------------- small products
+# These wrap the MatMul / FusedMatMul runs above (accelerate() stacks): with a constant float32 (K, N) matrix, the
+# product runs as one engine._C MatMulStep call (GEMM straight on A's rows, also for a column-slice view of A,
+# which the runs above copy or send to numpy); other cases reach the runs above unchanged.
+@accelerate("MatMul")
+def matmul_step(ctx: NodeCtx, base):
+    run = base(ctx)
+    w = ctx.const(1)
+    if w is None or w.dtype != F32 or w.ndim != 2 or _never_f32(ctx, 1):
+        return run
+    return _k.MatMulStep(np.ascontiguousarray(w), None, 0, 0.0, 0.0, run)
+
+
+@accelerate("FusedMatMul", domain="engine")
+def fused_matmul_step(ctx: NodeCtx, base):
+    from engine.ops.fused import _act_params
+
+    run = base(ctx)
+    w, b = ctx.const(1), ctx.const(2)
+    if w is None or w.dtype != F32 or w.ndim != 2 or (ctx.has_input(2) and b is None) or _never_f32(ctx, 1):
+        return run
+    bias = None if b is None else np.ascontiguousarray(b.reshape(-1), dtype=F32)
+    if bias is not None and bias.shape[0] != w.shape[1]:
+        return run
+    act = _act_params(ctx)
+    kind, p0, p1 = _activation(act) if act is not None else (0, 0.0, 0.0)
+    return _k.MatMulStep(np.ascontiguousarray(w), bias, kind, p0, p1, run)

@@ -261,3 +261,61 @@ def test_reshape_step_caches_per_shape_and_keeps_errors():
                [_vi("y", T.FLOAT, None)], opset=13)
     rng = np.random.default_rng(8)
     _check_runs(m, [{"x": rng.standard_normal(s).astype(np.float32)} for s in [(2, 3, 4), (1, 3, 0), (2, 3, 4)]])
+
+
+def test_matmul_step_strided_rows_bias_activation_and_fallback():
+    from engine._C._kernels import MatMulStep
+    from engine.linalg import _activation
+
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal((16, 48)).astype(np.float32)
+    b = rng.standard_normal(48).astype(np.float32)
+    relu = _activation(("relu",))
+    log: list = []
+    step = MatMulStep(w, b, relu[0], relu[1], relu[2], _fallback(log))
+    big = rng.standard_normal((3, 16, 17)).astype(np.float32)
+    for a in [rng.standard_normal((1, 16)).astype(np.float32), rng.standard_normal((5, 16)).astype(np.float32),
+              big[0, :, 3:4].reshape(1, 16),                       # a strided (1, 16) view (vad's frame slices)
+              big.reshape(3 * 16, 17)[::3, :16],                   # rows of stride 3 * 17 floats
+              big[1, :, 2:7].T,                                    # (5, 16) with unit stride along the rows
+              np.asfortranarray(rng.standard_normal((4, 16)).astype(np.float32)),
+              rng.standard_normal((2, 3, 16)).astype(np.float32)]:
+        (y,) = step(a)
+        assert not log and y.shape == a.shape[:-1] + (48,) and y.dtype == np.float32
+        np.testing.assert_allclose(y, np.maximum(a.astype(np.float64) @ w + b, 0), rtol=1e-5, atol=1e-5)
+    for a in [rng.standard_normal(16).astype(np.float32),              # rank 1
+              big.transpose(0, 2, 1)[:, :, :16],                       # 3-D, not contiguous
+              big[:2, 0, :16][:, ::-1],                                # a negative stride
+              rng.standard_normal((4, 16)).astype(np.float64),         # another dtype
+              np.zeros((0, 16), np.float32),                           # empty
+              rng.standard_normal((4, 15)).astype(np.float32)]:        # K mismatch: the fallback raises the error
+        log.clear()
+        assert step(a, "w") == ("fallback",) and log[0][0] is a and log[0][1] == "w"
+    with pytest.raises(ValueError, match="bias"):
+        MatMulStep(w, b[:4], 0, 0.0, 0.0, None)
+    with pytest.raises(TypeError, match="float32"):
+        MatMulStep(w.astype(np.float64), None, 0, 0.0, 0.0, None)
+
+
+@pytest.mark.parametrize("shape", [(1, 16), (4, 16), (2, 3, 16), (0, 16)])
+def test_matmul_with_constant_weights_through_a_session(shape):
+    rng = np.random.default_rng(10)
+    w = numpy_helper.from_array(rng.standard_normal((16, 8)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.standard_normal(8).astype(np.float32), "b")
+    st = numpy_helper.from_array(np.array([1], np.int64), "st")
+    en = numpy_helper.from_array(np.array([17], np.int64), "en")
+    ax = numpy_helper.from_array(np.array([-1], np.int64), "ax")
+    # a column slice feeds the MatMul (a strided view); MatMul + Add + Relu become one FusedMatMul with passes on
+    nodes = [h.make_node("Slice", ["x", "st", "en", "ax"], ["xs"]), h.make_node("MatMul", ["xs", "w"], ["m"]),
+             h.make_node("Add", ["m", "b"], ["a"]), h.make_node("Relu", ["a"], ["y"]),
+             h.make_node("MatMul", ["x", "w17"], ["z"])]
+    w17 = numpy_helper.from_array(rng.standard_normal((17, 5)).astype(np.float32), "w17")
+    m = _model(nodes, [_vi("x", T.FLOAT, list(shape[:-1]) + [17])], [_vi("y", T.FLOAT, None), _vi("z", T.FLOAT, None)],
+               [w, b, st, en, ax, w17])
+    x = rng.standard_normal(shape[:-1] + (17,)).astype(np.float32)
+    _check_runs(m, [{"x": x}], rtol=1e-5, atol=1e-5)
+    for passes in ("all", "none"):
+        s = engine.Session(m, engine.SessionOptions(passes=passes))
+        out = s.run({"x": x})
+        ref = ReferenceEvaluator(m).run(None, {"x": x})
+        np.testing.assert_allclose(out["y"], ref[0], rtol=1e-5, atol=1e-5)
