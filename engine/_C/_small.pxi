@@ -432,3 +432,58 @@ cdef class MatMulStep:
             s = _gemm_small(pa, lda, pw, N, py, N, rows, N, K, 0.0, pb, self.act, self.p0, self.p1, trans)
         _raise(s, "MatMul")
         return (Y,)
+
+
+# ------------------------------------------------------------------------------------------ ReduceMean
+cdef class MeanStep:
+    """`MeanStep(k, keepdims, max_size, fallback)`: ReduceMean of a C-contiguous float32 tensor of rank >= k over
+    its last `k` axes, for tensors of 1..max_size elements: `step(x, *rest) -> (mean,)`. Each mean is summed in
+    double precision, rounded to float32 and multiplied by float32(1 / count) (numpy's float32 pairwise sum then
+    the same multiply: results agree to float32 rounding, this one being the more accurate). Other inputs go to
+    `fallback(x, *rest)`. Small audio models normalise per band with a dozen such means per call, where numpy's
+    reduction machinery costs ~5 us each."""
+    cdef int k
+    cdef bint keepdims
+    cdef cnp.npy_intp max_size
+    cdef object fallback
+
+    def __init__(self, int k, bint keepdims, cnp.npy_intp max_size, fallback):
+        if k < 1:
+            raise ValueError("MeanStep: k must be at least 1")
+        self.k = k
+        self.keepdims = keepdims
+        self.max_size = max_size
+        self.fallback = fallback
+
+    def __call__(self, x, *rest):
+        if not _plain_f32(x):
+            return self.fallback(x, *rest)
+        cdef cnp.ndarray X = <cnp.ndarray>x
+        cdef int nd = cnp.PyArray_NDIM(X), i
+        cdef cnp.npy_intp n = cnp.PyArray_SIZE(X), inner = 1, outer, o, j
+        if nd < self.k or nd > 32 or n == 0 or n > self.max_size:
+            return self.fallback(x, *rest)
+        cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(X)
+        cdef cnp.npy_intp od[32]
+        cdef int ond = 0
+        for i in range(nd):
+            if i >= nd - self.k:
+                inner *= dims[i]
+                if self.keepdims:
+                    od[ond] = 1
+                    ond += 1
+            else:
+                od[ond] = dims[i]
+                ond += 1
+        outer = n // inner
+        cdef cnp.ndarray Y = <cnp.ndarray>cnp.PyArray_EMPTY(ond, od, cnp.NPY_FLOAT32, 0)
+        cdef const float *px = <const float *>cnp.PyArray_DATA(X)
+        cdef float *py = <float *>cnp.PyArray_DATA(Y)
+        cdef float scale = <float>(1.0 / <double>inner)
+        cdef double acc
+        for o in range(outer):
+            acc = 0.0
+            for j in range(inner):
+                acc += px[o * inner + j]
+            py[o] = (<float>acc) * scale
+        return (Y,)

@@ -169,6 +169,10 @@ def _mean_fast(dt: np.dtype, rank: int, norm: tuple, keepdims: bool, fixed: tupl
         if c[1] is None:
             return (s * c[0],)
         return (s / c[1],)
+    if f32 and norm == tuple(range(rank - len(norm), rank)):  # over trailing axes: one C loop for small tensors
+        from engine._C._kernels import MeanStep
+
+        return MeanStep(len(norm), keepdims, 4096, run)
     return run
 
 

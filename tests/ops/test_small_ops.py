@@ -319,3 +319,27 @@ def test_matmul_with_constant_weights_through_a_session(shape):
         out = s.run({"x": x})
         ref = ReferenceEvaluator(m).run(None, {"x": x})
         np.testing.assert_allclose(out["y"], ref[0], rtol=1e-5, atol=1e-5)
+
+
+def test_mean_step_accuracy_shapes_and_fallback():
+    from engine._C._kernels import MeanStep
+
+    rng = np.random.default_rng(11)
+    for shape, k in [((1, 4, 17), 2), ((1, 1, 17), 1), ((3, 5), 1), ((7,), 1), ((2, 3, 4), 3)]:
+        ax = tuple(range(len(shape) - k, len(shape)))
+        for keepdims in (True, False):
+            step = MeanStep(k, keepdims, 4096, None)
+            x = (rng.standard_normal(shape) * 100 + 3).astype(np.float32)
+            (y,) = step(x)
+            want = x.astype(np.float64).mean(axis=ax, keepdims=keepdims)
+            assert y.dtype == np.float32 and y.shape == want.shape
+            np.testing.assert_allclose(y, want, rtol=2e-7, atol=1e-6)   # summed in double: float32 rounding only
+    log: list = []
+    step = MeanStep(1, True, 100, _fallback(log))
+    x = np.ones((4, 8), np.float32)
+    for a in [x[:, ::2], x.astype(np.float64), np.ones((20, 8), np.float32), np.zeros((0, 8), np.float32),
+              np.float32(1)]:
+        log.clear()
+        assert step(a) == ("fallback",) and len(log) == 1
+    with pytest.raises(ValueError, match="at least 1"):
+        MeanStep(0, True, 10, None)
