@@ -1,5 +1,5 @@
-# Small-tensor elementwise steps for the graph executor (engine.ops.accel): float32 Add/Sub/Mul/Div, Relu and Neg
-# on tensors of a few thousand elements at most, where numpy's ufunc machinery (type resolution, iterator setup,
+# Small-tensor elementwise steps for the graph executor (engine.ops.accel): float32 Add/Sub/Mul/Div, Relu, Neg,
+# Sigmoid and Tanh on tensors of a few thousand elements at most, where numpy's ufunc machinery (type resolution, iterator setup,
 # scalar handling: 0.5-1.5 us per call) costs far more than the arithmetic. Small models (voice-activity
 # detectors, wake-word models) run hundreds of such nodes per call.
 #
@@ -7,7 +7,8 @@
 # ndarrays that are C-contiguous, aligned and in native byte order, with one of these broadcast patterns: equal
 # shapes; one operand with a single element and a rank no greater than the other's (a scalar); one operand whose
 # shape is a suffix of the other's (a bias row). Anything else (other dtypes, strides, patterns, larger tensors)
-# goes to `fallback(a, b)`, the numpy run function, unchanged. Results are bitwise those of numpy: one IEEE
+# goes to `fallback(a, b)`, the numpy run function, unchanged. Sigmoid and Tanh use libm's expf/tanhf (within an
+# ulp or two of numpy's and scipy's, as the larger tensors' SIMD kernels are); the others are bitwise numpy's: one IEEE
 # single-precision operation per element (no FMA contraction: there is no multiply-add here), NaN/inf as IEEE
 # gives them, no warnings (the executor runs numpy under errstate(all="ignore") too). The output is always a new
 # array (never an alias of an input).
@@ -22,9 +23,13 @@ cdef enum:
 cdef enum:
     _SU_RELU = 0
     _SU_NEG = 1
+    _SU_SIGMOID = 2
+    _SU_TANH = 3
 
 _SMALL_BINARY_OPS = {"add": _SB_ADD, "sub": _SB_SUB, "mul": _SB_MUL, "div": _SB_DIV}
-_SMALL_UNARY_OPS = {"relu": _SU_RELU, "neg": _SU_NEG}
+_SMALL_UNARY_OPS = {"relu": _SU_RELU, "neg": _SU_NEG, "sigmoid": _SU_SIGMOID, "tanh": _SU_TANH}
+
+from libc.math cimport expf, tanhf
 
 
 cdef inline bint _plain_f32(object o):
@@ -164,9 +169,9 @@ cdef class SmallBinary:
 
 
 cdef class SmallUnary:
-    """`SmallUnary(op, fallback, max_size)`: a run function for float32 `op` in ("relu", "neg") on tensors of at
-    most `max_size` elements, calling `fallback(x)` for everything else. relu keeps NaN and -0.0 as
-    numpy.maximum(x, 0) does."""
+    """`SmallUnary(op, fallback, max_size)`: a run function for float32 `op` in ("relu", "neg", "sigmoid", "tanh")
+    on tensors of at most `max_size` elements, calling `fallback(x)` for everything else. relu keeps NaN and -0.0
+    as numpy.maximum(x, 0) does."""
     cdef int op
     cdef cnp.npy_intp max_size
     cdef object fallback
@@ -193,9 +198,20 @@ cdef class SmallUnary:
             for i in range(n):
                 v = px[i]
                 py[i] = 0.0 if v < 0.0 else v            # NaN and -0.0 pass through, as numpy.maximum(x, 0)
-        else:
+        elif self.op == _SU_NEG:
             for i in range(n):
                 py[i] = -px[i]
+        elif self.op == _SU_SIGMOID:
+            for i in range(n):
+                v = px[i]
+                if v >= 0:                                 # exp of a non-positive number: no overflow
+                    py[i] = 1.0 / (1.0 + expf(-v))
+                else:
+                    v = expf(v)
+                    py[i] = v / (1.0 + v)
+        else:
+            for i in range(n):
+                py[i] = tanhf(px[i])
         return (Y,)
 
 

@@ -12,9 +12,9 @@ the numpy implementation unchanged.
 - Activations (Relu, Sigmoid, Tanh, LeakyRelu, Elu, HardSigmoid, HardSwish, Softplus, Gelu, Clip) and the binary
   ops Add/Sub/Mul/Div/Max/Min on the threaded elementwise kernels, for tensors big enough that the kernel's
   threads beat numpy's single pass (below that numpy is as fast and has less call overhead).
-- Tiny float32 Add/Sub/Mul/Div, Relu and Neg (small models: hundreds of nodes on tensors of a few dozen
-  elements) on one C loop each (engine._C `SmallBinary`/`SmallUnary`), bitwise equal to numpy, without the ufunc
-  dispatch overhead.
+- Tiny float32 Add/Sub/Mul/Div, Relu, Neg, Sigmoid and Tanh (small models: hundreds of nodes on tensors of a few dozen
+  elements) on one C loop each (engine._C `SmallBinary`/`SmallUnary`), without the ufunc dispatch overhead:
+  bitwise numpy's results, but Sigmoid/Tanh from libm's expf/tanhf (within an ulp or two).
 """
 from __future__ import annotations
 
@@ -293,7 +293,7 @@ def _never_fast(ctx: NodeCtx, n_in: int, min_size: int) -> bool:
     return n is not None and n < min_size
 
 
-# Tensors up to this many elements: float32 Add/Sub/Mul/Div, Relu and Neg run as one C loop (_k.SmallBinary,
+# Tensors up to this many elements: float32 Add/Sub/Mul/Div, Relu, Neg, Sigmoid and Tanh run as one C loop (_k.SmallBinary,
 # _k.SmallUnary: ~0.3 us a call against numpy's ~1 us of ufunc dispatch); bigger ones take numpy or the kernels.
 SMALL_MAX = 1024
 
@@ -327,8 +327,8 @@ def activation(ctx: NodeCtx, base):
             if x.dtype != F32 or x.size < min_size:
                 return base_run(x)
             return (K.activation(np.ascontiguousarray(x), name, *params),)
-    if ctx.op_type == "Relu" and not _never_f32(ctx, 1):
-        return _k.SmallUnary("relu", run, SMALL_MAX)
+    if ctx.op_type in ("Relu", "Sigmoid", "Tanh") and not _never_f32(ctx, 1):
+        return _k.SmallUnary(ctx.op_type.lower(), run, SMALL_MAX)
     return run
 
 

@@ -343,3 +343,18 @@ def test_mean_step_accuracy_shapes_and_fallback():
         assert step(a) == ("fallback",) and len(log) == 1
     with pytest.raises(ValueError, match="at least 1"):
         MeanStep(0, True, 10, None)
+
+
+@pytest.mark.parametrize("op", ["sigmoid", "tanh"])
+def test_small_sigmoid_tanh_within_two_ulp(op):
+    su = SmallUnary(op, None, 1 << 20)
+    x = np.concatenate([np.linspace(-100, 100, 20001), [0.0, -0.0, 1e-30, -1e-30, 88.7, -88.7, 103.9, -103.9]])
+    x = x.astype(np.float32)
+    (y,) = su(x)
+    exact = 1 / (1 + np.exp(-x.astype(np.float64))) if op == "sigmoid" else np.tanh(x.astype(np.float64))
+    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    assert y.dtype == np.float32 and np.all(np.abs(y - exact) <= 2 * ulp)
+    special = np.array([np.inf, -np.inf, np.nan], np.float32)
+    want = {"sigmoid": [1, 0, np.nan], "tanh": [1, -1, np.nan]}[op]
+    np.testing.assert_array_equal(su(special)[0], np.array(want, np.float32))
+    assert np.signbit(su(np.array([-0.0], np.float32))[0][0]) == (op == "tanh")   # tanh(-0) = -0
