@@ -295,6 +295,7 @@ class _Plan:
             v = env[s]
             if isinstance(v, np.ndarray):
                 v = v.copy() if v.flags.writeable and v.base is not None else v
+                v.flags.writeable = False  # reused by every run: outputs read from it are copied (Session._run)
             template[s] = v
         rest = [st for st in self.steps if id(st) not in folded_ids]
         spec = (template, self._program(rest, keep=set(self.output_slots)))
@@ -481,12 +482,25 @@ class Session:
             plan.execute(env, plan.program)
         names = plan.output_names if output_names is None else list(output_names)
         out = {}
+        roots: list | None = None  # memory roots of the inputs and of the outputs handed out so far
         for n in names:
             v = env[plan.slots[n]]
             if isinstance(v, (np.ndarray, np.generic)):
                 v = np.asarray(v)
                 if not v.flags.writeable:
-                    v = v.copy()  # never hand out the model's weights or a broadcast view
+                    v = v.copy()  # never hand out the model's weights, a reused constant or a broadcast view
+                else:
+                    # an output that is (a view of) an input (Identity, Reshape/Squeeze views, dropped Identity
+                    # nodes) or that overlaps another output is copied: the caller may mutate either
+                    if roots is None:
+                        roots = [(_root(x), x) for x in values if isinstance(x, np.ndarray)]
+                    r = _root(v)
+                    for r2, x in roots:
+                        if r is r2 and np.may_share_memory(v, x):
+                            v = v.copy()
+                            r = v
+                            break
+                    roots.append((r, v))
             out[n] = v
         return out
 
@@ -523,6 +537,15 @@ class Session:
                 continue
             out.append(_check_input(info, v, dims))
         return out
+
+
+def _root(a: np.ndarray):
+    """The object that owns `a`'s memory (the end of its chain of bases)."""
+    b = a.base
+    while b is not None:
+        a = b
+        b = getattr(b, "base", None)
+    return a
 
 
 def _is_name_list(x) -> bool:

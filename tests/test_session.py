@@ -329,3 +329,53 @@ def test_one_session_many_threads():
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+def _alias_models():
+    """Models whose outputs are, before the copy in Session.run, the caller's input array or views of it."""
+    x = h.make_tensor_value_info("x", T.FLOAT, [2, 3])
+    shape = numpy_helper.from_array(np.array([3, 2], np.int64), "shape")
+    ax = numpy_helper.from_array(np.array([0], np.int64), "ax")
+    yield "identity", _model([h.make_node("Identity", ["x"], ["y"])], [x], [h.make_tensor_value_info("y", T.FLOAT, [2, 3])])
+    # the Identity is removed by drop_identity: y is the Reshape of x, a view of the input
+    yield "dropped identity + reshape", _model(
+        [h.make_node("Identity", ["x"], ["t"]), h.make_node("Reshape", ["t", "shape"], ["y"])], [x],
+        [h.make_tensor_value_info("y", T.FLOAT, [3, 2])], [shape])
+    yield "unsqueeze", _model([h.make_node("Unsqueeze", ["x", "ax"], ["y"])], [x],
+                              [h.make_tensor_value_info("y", T.FLOAT, [1, 2, 3])], [ax])
+    yield "two outputs of one value", _model(
+        [h.make_node("Relu", ["x"], ["r"]), h.make_node("Identity", ["r"], ["y"]), h.make_node("Identity", ["r"], ["z"])],
+        [x], [h.make_tensor_value_info("y", T.FLOAT, [2, 3]), h.make_tensor_value_info("z", T.FLOAT, [2, 3])])
+
+
+@pytest.mark.parametrize("passes", ["all", "none"])
+def test_outputs_never_alias_inputs_or_each_other(passes):
+    for what, m in _alias_models():
+        s = engine.Session(m, engine.SessionOptions(passes=passes))
+        for _ in range(2):  # the first run builds the specialised plan, the second uses it
+            x = np.arange(6, dtype=np.float32).reshape(2, 3)
+            keep = x.copy()
+            out = s.run({"x": x})
+            for name, y in out.items():
+                assert not np.shares_memory(y, x), (what, name)
+                y[...] = -1  # mutating an output leaves the input alone
+                np.testing.assert_array_equal(x, keep, err_msg=what)
+            if len(out) == 2:
+                assert not np.shares_memory(out["y"], out["z"]), what
+            out = s.run({"x": x})
+            x[...] = 5  # mutating the input leaves an earlier output alone
+            for name, y in out.items():
+                np.testing.assert_array_equal(y.reshape(-1), np.maximum(keep.reshape(-1), 0), err_msg=what)
+
+
+def test_outputs_computed_from_shapes_are_fresh_each_run():
+    # Shape's output is pre-computed once per input signature: each run must hand out its own copy
+    m = _model([h.make_node("Shape", ["x"], ["s"]), h.make_node("Relu", ["x"], ["y"])],
+               [h.make_tensor_value_info("x", T.FLOAT, ["N"])],
+               [h.make_tensor_value_info("s", T.INT64, [1]), h.make_tensor_value_info("y", T.FLOAT, ["N"])])
+    s = engine.Session(m)
+    x = np.ones(4, np.float32)
+    for _ in range(3):
+        out = s.run({"x": x})
+        np.testing.assert_array_equal(out["s"], [4])
+        out["s"][:] = 99

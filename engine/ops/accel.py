@@ -12,6 +12,9 @@ the numpy implementation unchanged.
 - Activations (Relu, Sigmoid, Tanh, LeakyRelu, Elu, HardSigmoid, HardSwish, Softplus, Gelu, Clip) and the binary
   ops Add/Sub/Mul/Div/Max/Min on the threaded elementwise kernels, for tensors big enough that the kernel's
   threads beat numpy's single pass (below that numpy is as fast and has less call overhead).
+- Tiny float32 Add/Sub/Mul/Div, Relu, Neg, Sigmoid and Tanh (small models: hundreds of nodes on tensors of a few dozen
+  elements) on one C loop each (engine._C `SmallBinary`/`SmallUnary`), without the ufunc dispatch overhead:
+  bitwise numpy's results, but Sigmoid/Tanh from libm's expf/tanhf (within an ulp or two).
 """
 from __future__ import annotations
 
@@ -255,6 +258,45 @@ def layer_norm(ctx: NodeCtx, base):
 
 
 # ---------------------------------------------------------------------------------------- elementwise
+# Small models run hundreds of tiny elementwise nodes: when the inferred types already tell that a node can never
+# reach a kernel (not float32, or fewer elements than the kernel's threshold), the numpy run function is used
+# directly, without a wrapper that re-checks dtype and size on every call. (The choice only affects speed: both
+# paths compute the same values.)
+def _static_numel(t) -> int | None:
+    """The element count of a TensorType whose dims are all known, else None."""
+    if t is None or t.shape is None:
+        return None
+    n = 1
+    for d in t.shape:
+        if not isinstance(d, int) or d < 0:
+            return None
+        n *= d
+    return n
+
+
+def _never_f32(ctx: NodeCtx, n_in: int) -> bool:
+    """True when an input's type is known and is not float32."""
+    for i in range(n_in):
+        dt = ctx.in_dtype(i)
+        if dt is not None and dt != F32:
+            return True
+    return False
+
+
+def _never_fast(ctx: NodeCtx, n_in: int, min_size: int) -> bool:
+    """True when the types say the kernel path cannot apply: an input known not to be float32, or an output
+    known to be smaller than `min_size` elements."""
+    if _never_f32(ctx, n_in):
+        return True
+    n = _static_numel(ctx.out_type(0))
+    return n is not None and n < min_size
+
+
+# Tensors up to this many elements: float32 Add/Sub/Mul/Div, Relu, Neg, Sigmoid and Tanh run as one C loop (_k.SmallBinary,
+# _k.SmallUnary: ~0.3 us a call against numpy's ~1 us of ufunc dispatch); bigger ones take numpy or the kernels.
+SMALL_MAX = 1024
+
+
 _ACT = {"Relu": ("relu", ELEMENTWISE_MIN), "Sigmoid": ("sigmoid", ACTIVATION_MIN), "Tanh": ("tanh", ACTIVATION_MIN),
         "LeakyRelu": ("leaky_relu", ELEMENTWISE_MIN), "Elu": ("elu", ACTIVATION_MIN),
         "HardSigmoid": ("hardsigmoid", ELEMENTWISE_MIN), "HardSwish": ("hardswish", ELEMENTWISE_MIN),
@@ -277,12 +319,24 @@ def activation(ctx: NodeCtx, base):
     else:
         params = (None, None)
     base_run = base(ctx)
-
-    def run(x):
-        if x.dtype != F32 or x.size < min_size:
-            return base_run(x)
-        return (K.activation(np.ascontiguousarray(x), name, *params),)
+    if _never_fast(ctx, 1, min_size):
+        run = base_run
+    else:
+        def run(x):
+            if x.dtype != F32 or x.size < min_size:
+                return base_run(x)
+            return (K.activation(np.ascontiguousarray(x), name, *params),)
+    if ctx.op_type in ("Relu", "Sigmoid", "Tanh") and not _never_f32(ctx, 1):
+        return _k.SmallUnary(ctx.op_type.lower(), run, SMALL_MAX)
     return run
+
+
+@accelerate("Neg")
+def neg(ctx: NodeCtx, base):
+    base_run = base(ctx)
+    if _never_f32(ctx, 1):
+        return base_run
+    return _k.SmallUnary("neg", base_run, SMALL_MAX)
 
 
 @accelerate("Clip")
@@ -295,6 +349,8 @@ def clip(ctx: NodeCtx, base):
         return base_run
     lo = -np.inf if lo is None else float(lo)
     hi = np.inf if hi is None else float(hi)
+    if _never_fast(ctx, 1, ELEMENTWISE_MIN):
+        return base_run
 
     def run(x, *_):
         if x.dtype != F32 or x.size < ELEMENTWISE_MIN:
@@ -312,9 +368,43 @@ def binary(ctx: NodeCtx, base):
     base_run = base(ctx)
     if ctx.n_inputs != 2:
         return base_run
-
-    def run(a, b):
-        if a.dtype != F32 or b.dtype != F32 or max(a.size, b.size) < ELEMENTWISE_MIN:
-            return base_run(a, b)
-        return (K.binary(a, b, op),)
+    if _never_fast(ctx, 2, ELEMENTWISE_MIN):
+        run = base_run
+    else:
+        def run(a, b):
+            if a.dtype is not F32 and a.dtype != F32 or b.dtype is not F32 and b.dtype != F32 \
+                    or a.size < ELEMENTWISE_MIN and b.size < ELEMENTWISE_MIN:
+                return base_run(a, b)
+            return (K.binary(a, b, op),)
+    if op in ("add", "sub", "mul", "div") and not _never_f32(ctx, 2):
+        return _k.SmallBinary(op, run, SMALL_MAX)
     return run
+
+
+# ------------------------------------------------------------------------------------- small products
+# These wrap the MatMul / FusedMatMul runs above (accelerate() stacks): with a constant float32 (K, N) matrix, the
+# product runs as one engine._C MatMulStep call (GEMM straight on A's rows, also for a column-slice view of A,
+# which the runs above copy or send to numpy); other cases reach the runs above unchanged.
+@accelerate("MatMul")
+def matmul_step(ctx: NodeCtx, base):
+    run = base(ctx)
+    w = ctx.const(1)
+    if w is None or w.dtype != F32 or w.ndim != 2 or _never_f32(ctx, 1):
+        return run
+    return _k.MatMulStep(np.ascontiguousarray(w), None, 0, 0.0, 0.0, run)
+
+
+@accelerate("FusedMatMul", domain="engine")
+def fused_matmul_step(ctx: NodeCtx, base):
+    from engine.ops.fused import _act_params
+
+    run = base(ctx)
+    w, b = ctx.const(1), ctx.const(2)
+    if w is None or w.dtype != F32 or w.ndim != 2 or (ctx.has_input(2) and b is None) or _never_f32(ctx, 1):
+        return run
+    bias = None if b is None else np.ascontiguousarray(b.reshape(-1), dtype=F32)
+    if bias is not None and bias.shape[0] != w.shape[1]:
+        return run
+    act = _act_params(ctx)
+    kind, p0, p1 = _activation(act) if act is not None else (0, 0.0, 0.0)
+    return _k.MatMulStep(np.ascontiguousarray(w), bias, kind, p0, p1, run)

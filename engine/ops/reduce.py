@@ -145,6 +145,37 @@ _REDUCERS = {
 }
 
 
+def _mean_fast(dt: np.dtype, rank: int, norm: tuple, keepdims: bool, fixed: tuple):
+    """ReduceMean of float32/float64 over constant axes (the per-band normalisations of small audio models): _mean
+    with the dtype checks and the element count hoisted out of the call (cached per input shape); same values."""
+    counts: dict = {}
+    f32 = dt == np.float32
+
+    def run(x, *_):
+        if x.dtype is not dt or x.ndim != rank:
+            r = _mean(x, norm if x.ndim == rank else _norm_axes(fixed, x.ndim), keepdims)
+            return (r if r.dtype == x.dtype else r.astype(x.dtype),)
+        s = np.add.reduce(x, axis=norm, keepdims=keepdims)
+        c = counts.get(x.shape)
+        if c is None:
+            n = 1
+            for a in norm:
+                n *= x.shape[a]
+            # as _mean: float32 sums times float32(1/n), float64 sums divided by n, NaN for an empty reduction
+            c = (np.nan, None) if n == 0 else (dt.type(1.0 / n), None) if f32 else (None, n)
+            if len(counts) >= 64:
+                counts.clear()
+            counts[x.shape] = c
+        if c[1] is None:
+            return (s * c[0],)
+        return (s / c[1],)
+    if f32 and norm == tuple(range(rank - len(norm), rank)):  # over trailing axes: one C loop for small tensors
+        from engine._C._kernels import MeanStep
+
+        return MeanStep(len(norm), keepdims, 4096, run)
+    return run
+
+
 def _reduce_builder(op_type: str, fn):
     input_from = _AXES_INPUT_FROM.get(op_type, _AXES_INPUT_DEFAULT)
 
@@ -185,6 +216,8 @@ def _reduce_builder(op_type: str, fn):
             rank = None if t is None or t.shape is None else len(t.shape)
             if rank is not None:
                 norm = _norm_axes(fixed, rank)  # a bad axis is reported at load
+                if op_type == "ReduceMean" and dt is not None and np.dtype(dt) in (np.float32, np.float64):
+                    return _mean_fast(np.dtype(dt), rank, norm, keepdims, fixed)
 
                 def run(x, *_):
                     r = fn(x, norm if x.ndim == rank else _norm_axes(fixed, x.ndim), keepdims)

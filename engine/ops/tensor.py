@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine._C._kernels import ReshapeStep, SliceStep
 from engine.ops._registry import NodeCtx, Unsupported, register
 
 _I64 = np.dtype(np.int64)
@@ -96,7 +97,7 @@ def reshape(ctx: NodeCtx):
                 return (x.reshape(tshape),)
             except (ValueError, IndexError):       # the slow path explains the error (or handles -1 with 0 size)
                 return (x.reshape(_reshape_target(x.shape, shape, allowzero)),)
-        return run_c
+        return ReshapeStep(run_c)  # the output shape is cached per input shape
 
     def run(x, s):
         return (x.reshape(_reshape_target(x.shape, _ints(s), allowzero)),)
@@ -199,12 +200,22 @@ def slice_(ctx: NodeCtx):
     if all_const:
         starts, ends, axes, steps = (_ints(c) for c in consts)
         cache = {}
+        rank = _rank(ctx)
+        if rank is not None:
+            try:
+                idx0 = _slice_index(rank, starts, ends, axes, steps)
+            except ValueError:
+                idx0 = None          # reported by the run below, with the actual rank
+            if idx0 is not None:
+                cache[rank] = idx0
 
         def run_c(x, *rest):
             idx = cache.get(x.ndim)
             if idx is None:
                 idx = cache[x.ndim] = _slice_index(x.ndim, starts, ends, axes, steps)
             return (x[idx],)
+        if rank is not None and idx0 is not None:  # the rank inferred at load: the index is built once
+            return SliceStep(idx0, rank, run_c)
         return run_c
 
     def run(x, starts, ends, axes=None, steps=None):
@@ -239,7 +250,7 @@ def squeeze(ctx: NodeCtx):
             if xs[i] != 1:
                 raise ValueError(f"Squeeze: dim {i} of shape {list(xs)} is not 1")
         return (x.reshape([d for i, d in enumerate(xs) if i not in ax]),)
-    return run
+    return run if dyn else ReshapeStep(run)  # constant axes: the output shape is cached per input shape
 
 
 @register("Unsqueeze", shape_inputs=(1,))
@@ -270,7 +281,7 @@ def unsqueeze(ctx: NodeCtx):
         for i in sorted(ax):
             shape.insert(i, 1)
         return (x.reshape(shape),)
-    return run
+    return run if dyn else ReshapeStep(run)  # constant axes: the output shape is cached per input shape
 
 
 @register("Flatten", shape_inputs=())
@@ -288,7 +299,7 @@ def flatten(ctx: NodeCtx):
         for d in x.shape[a:]:
             inner *= d
         return (x.reshape(outer, inner),)
-    return run
+    return ReshapeStep(run)  # the output shape is cached per input shape
 
 
 @register("Expand", shape_inputs=(1,))
@@ -320,7 +331,26 @@ def tile(ctx: NodeCtx):
 
 # ------------------------------------------------------------------------------------------------ Pad
 
-def _pad(x, pads, mode, value, axes):
+def _pad_take(x, width, mode, cache):
+    """reflect/edge/wrap padding as one gather per padded axis. The source index of each output position depends
+    only on the axis length and widths, so it is np.pad of an arange (exactly np.pad's semantics, including
+    reflections wider than the axis), computed once per input shape: np.pad on the data costs ~70 us of Python
+    per call."""
+    key = (x.shape, tuple(width))
+    plan = cache.get(key) if cache is not None else None
+    if plan is None:
+        plan = [(a, np.pad(np.arange(n, dtype=np.intp), w, mode=mode)) for a, (n, w) in enumerate(zip(x.shape, width))
+                if w != (0, 0)]
+        if cache is not None:
+            if len(cache) >= 64:
+                cache.clear()
+            cache[key] = plan
+    for a, idx in plan:
+        x = x.take(idx, axis=a)
+    return x
+
+
+def _pad(x, pads, mode, value, axes, cache=None):
     r = x.ndim
     if axes is None:
         axes = list(range(r))
@@ -350,7 +380,7 @@ def _pad(x, pads, mode, value, axes):
         for a, (b, e) in enumerate(width):
             if (b or e) and x.shape[a] == 0:
                 raise ValueError(f"Pad: mode {mode} cannot pad an empty axis {a}")
-        return np.pad(x, width, mode=mode)
+        return _pad_take(x, width, mode, cache)
     raise ValueError(f"Pad: unknown mode {mode!r}")
 
 
@@ -364,18 +394,23 @@ def pad(ctx: NodeCtx):
     if ctx.version < 11:
         pads = _ints(ctx.attr("pads" if ctx.version >= 2 else "paddings"))
         value = float(ctx.attr("value", 0.0))
+        cache1: dict = {}
 
         def run1(x):
-            return (_pad(x, pads, mode, x.dtype.type(value), None),)
+            return (_pad(x, pads, mode, x.dtype.type(value), None, cache1),)
         return run1
     pads_c = _ints(ctx.const(1))
     axes_c = _ints(ctx.const(3))
+    cache: dict = {}
 
     def run(x, pads, cval=None, axes=None):
         p = pads_c if pads_c is not None else _ints(pads)
         a = axes_c if axes_c is not None else _ints(axes)
-        v = x.dtype.type(0) if cval is None or np.size(cval) == 0 else np.asarray(cval).reshape(-1)[0]
-        return (_pad(x, p, mode, v, a),)
+        if mode != "constant":
+            v = None
+        else:
+            v = x.dtype.type(0) if cval is None or np.size(cval) == 0 else np.asarray(cval).reshape(-1)[0]
+        return (_pad(x, p, mode, v, a, cache),)
     return run
 
 

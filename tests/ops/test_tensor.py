@@ -105,7 +105,9 @@ def test_reshape_returns_view_and_opset5_attr_free():
     m, feeds = _model("Reshape", {"x": x, "s": i64(6, -1)}, 1, {}, 13, ("s",))
     s = engine.Session(m)
     y = s.run(feeds)["y0"]
-    assert y.shape == (6, 4) and np.shares_memory(y, feeds["x"])
+    assert y.shape == (6, 4) and not np.shares_memory(y, feeds["x"])  # a graph output never aliases an input
+    (v,) = s._plan.steps[0].fn(x, np.array([6, -1], np.int64))  # inside the graph Reshape is a view, no copy
+    assert v.shape == (6, 4) and np.shares_memory(v, feeds["x"])
 
 
 def test_transpose_concat_flatten():
@@ -171,8 +173,19 @@ def test_squeeze_unsqueeze(opset):
 def test_unsqueeze_squeeze_are_views():
     x = f32(3, 2)
     m, feeds = _model("Unsqueeze", {"x": x, "a": i64(1)}, 1, {}, 13, ("a",))
-    y = engine.Session(m).run(feeds)["y0"]
-    assert y.shape == (3, 1, 2) and np.shares_memory(y, feeds["x"])
+    s = engine.Session(m)
+    y = s.run(feeds)["y0"]
+    assert y.shape == (3, 1, 2) and not np.shares_memory(y, feeds["x"])  # a graph output never aliases an input
+    for _ in range(2):  # inside the graph: a view (the second call uses the shape cached per input shape)
+        (v,) = s._plan.steps[0].fn(x, np.array([1], np.int64))
+        assert v.shape == (3, 1, 2) and np.shares_memory(v, x)
+    m, feeds = _model("Squeeze", {"x": x.reshape(3, 1, 2), "a": i64(-2)}, 1, {}, 13, ("a",))
+    s = engine.Session(m)
+    for _ in range(2):
+        (v,) = s._plan.steps[0].fn(feeds["x"], np.array([-2], np.int64))
+        assert v.shape == (3, 2) and np.shares_memory(v, feeds["x"])
+        with pytest.raises(ValueError, match="is not 1"):
+            s._plan.steps[0].fn(x.reshape(1, 3, 2), np.array([-2], np.int64))
 
 
 def test_expand_tile():
