@@ -4,9 +4,10 @@ common layouts run on engine's C kernels (`engine.kernels`, `engine._C._kernels.
 else (other dtypes, 1-D/3-D convolutions, grouped convolutions, MaxPool's Indices output...) falls through to
 the numpy implementation unchanged.
 
-- Conv / engine::FusedConv (2-D, float32, constant W): depthwise convolutions on the direct C kernel with bias and
-  activation fused; every other one (any group count) on the implicit-GEMM kernel (`kernels.conv2d`: no im2col,
-  weights packed once here) with the bias, FusedConv's residual input and the activation in its epilogue.
+- Conv / engine::FusedConv (1-D and 2-D, float32, constant W): depthwise convolutions on the direct C kernel with
+  bias and activation fused; 3x3 stride-1 layers with enough channels on Winograd F(4x4, 3x3); every other one
+  (any group count) on the implicit-GEMM kernel (`kernels.conv2d`: no im2col, weights packed once here) with the
+  bias, FusedConv's residual input and the activation in its epilogue. A 1-D convolution is a 2-D one of height 1.
 - MaxPool / AveragePool (2-D) and GlobalAveragePool / GlobalMaxPool on the C pooling kernels.
 - Softmax / LogSoftmax and LayerNormalization on their row kernels.
 - Activations (Relu, Sigmoid, Tanh, LeakyRelu, Elu, HardSigmoid, HardSwish, Softplus, Gelu, Clip) and the binary
@@ -84,56 +85,100 @@ def _conv_attrs(ctx: NodeCtx):
             auto_pad, ctx.attr("kernel_shape", None))
 
 
+# Winograd F(4x4, 3x3) for 3x3 stride-1 group-1 convolutions with at least this many input and output channels and
+# output pixels (bench/compare_winograd.py: it beats the implicit GEMM from ~16 channels and 14x14 outputs; on 7x7
+# maps its 4x larger transformed weights dominate). ENGINE_CONV_WINOGRAD=0 turns it off (exact implicit GEMM).
+WINOGRAD_MIN_CHANNELS = 32
+WINOGRAD_MIN_PIXELS = 14 * 14
+
+
+def _winograd_enabled() -> bool:
+    import os
+
+    return os.environ.get("ENGINE_CONV_WINOGRAD", "1") != "0"
+
+
 def _conv_fast(ctx: NodeCtx, base, act):
-    """The C path of a 2-D float32 Conv with constant weights (and bias): depthwise convolutions on the direct
-    kernel, every other group count on the implicit-GEMM kernel with the weights packed here, once. A 4th input
-    (engine::FusedConv's residual Z) is added before the activation, in the kernel's epilogue."""
+    """The C path of a 1-D or 2-D float32 Conv with constant weights (and bias): depthwise convolutions on the
+    direct kernel; 3x3 stride-1 layers with enough channels and pixels on Winograd F(4x4, 3x3); every other one on
+    the implicit-GEMM kernel with the weights packed here, once. A 1-D convolution runs as a 2-D one of height 1.
+    A 4th input (engine::FusedConv's residual Z) is added before the activation (in the implicit GEMM's epilogue)."""
     from engine.ops.nn import _conv_geometry  # the exact ONNX output-size formulas, shared with the numpy path
 
     w = ctx.const(1)
     b = ctx.const(2)
-    if w is None or w.dtype != F32 or w.ndim != 4 or (ctx.has_input(2) and b is None):
+    if w is None or w.dtype != F32 or w.ndim not in (3, 4) or (ctx.has_input(2) and b is None):
         return None
+    one_d = w.ndim == 3
     group, strides, dil, pads, auto_pad, kshape = _conv_attrs(ctx)
+    nsp = w.ndim - 2
+    if kshape is not None and tuple(kshape) != tuple(w.shape[2:]):
+        return None
+    s = tuple(strides) if strides else (1,) * nsp
+    d = tuple(dil) if dil else (1,) * nsp
+    p = tuple(pads) if pads else (0,) * (2 * nsp)
+    if len(s) != nsp or len(d) != nsp or len(p) != 2 * nsp or group < 1 or w.shape[0] % group:
+        return None
+    if one_d:  # (M, C/g, k) -> (M, C/g, 1, k): height 1, stride/dilation 1 and no padding along it
+        w = w.reshape(w.shape[0], w.shape[1], 1, w.shape[2])
     m, cg, kh, kw = w.shape
-    if kshape is not None and tuple(kshape) != (kh, kw):
-        return None
-    s = tuple(strides) if strides else (1, 1)
-    d = tuple(dil) if dil else (1, 1)
-    p = tuple(pads) if pads else (0, 0, 0, 0)
-    if len(s) != 2 or len(d) != 2 or len(p) != 4 or group < 1 or m % group:
-        return None
+    s2 = (1, s[0]) if one_d else s
+    d2 = (1, d[0]) if one_d else d
     bias = None if b is None else np.ascontiguousarray(b.reshape(-1), dtype=F32)
     if bias is not None and bias.shape != (m,):
         return None
     depthwise = group > 1 and cg == 1 and m == group
     wd = np.ascontiguousarray(w) if depthwise else None
     packed = None if depthwise else K.ConvWeights(np.ascontiguousarray(w), group)
+    wino = (not depthwise and not one_d and group == 1 and (kh, kw) == (3, 3) and s == (1, 1) and d == (1, 1)
+            and min(m, cg) >= WINOGRAD_MIN_CHANNELS and _winograd_enabled())
+    wino_u = [None]
     residual = ctx.has_input(3)
     geo_cache: dict = {}
 
     def geometry(shape):
         g = geo_cache.get(shape)
         if g is None:
-            out, pb, pe = _conv_geometry(shape, (kh, kw), s, d, p, auto_pad, "Conv")
-            g = geo_cache[shape] = (out, (pb[0], pb[1], pe[0], pe[1]))
+            out, pb, pe = _conv_geometry(shape, tuple(ctx_k), s, d, p, auto_pad, "Conv")
+            if one_d:
+                out, pp = (1,) + tuple(out), (0, pb[0], 0, pe[0])
+            else:
+                pp = (pb[0], pb[1], pe[0], pe[1])
+            g = geo_cache[shape] = (out, pp)
         return g
 
+    ctx_k = (kw,) if one_d else (kh, kw)
+    rank = 3 if one_d else 4
+
     def run(x, _w=None, _b=None, z=None):
-        if x.dtype != F32 or x.ndim != 4 or x.shape[1] != cg * group or (residual and z is None):
+        if x.dtype != F32 or x.ndim != rank or x.shape[1] != cg * group or (residual and z is None):
             return base_run(x, _w, _b, z) if residual else base_run(x, _w, _b)
         (oh, ow), pp = geometry(x.shape[2:])
+        n = x.shape[0]
         x = np.ascontiguousarray(x)
-        if z is not None and (z.dtype != F32 or z.shape != (x.shape[0], m, oh, ow)):
-            return base_run(x, _w, _b, z)  # a residual that needs broadcasting: the numpy path
+        if one_d:
+            x = x.reshape(n, x.shape[1], 1, x.shape[2])
+        if z is not None:
+            if z.dtype != F32 or z.shape != ((n, m, ow) if one_d else (n, m, oh, ow)):
+                return base_run(x.reshape(x.shape[:2] + x.shape[3:]) if one_d else x, _w, _b, z)  # needs broadcasting
+            z = np.ascontiguousarray(z).reshape(n, m, oh, ow)
         if depthwise:
-            y = K.depthwise_conv2d(x, wd, bias, s, pp, d, act if z is None else None)
+            y = K.depthwise_conv2d(x, wd, bias, s2, pp, d2, act if z is None else None)
             if z is not None:
                 y += z
                 if act is not None:
                     K.activation(y, act[0], *act[1:], out=y)
-            return (y,)
-        return (K.conv2d(x, packed, bias, s, pp, d, group, act, None if z is None else np.ascontiguousarray(z)),)
+        elif wino and oh * ow >= WINOGRAD_MIN_PIXELS:
+            if wino_u[0] is None:
+                wino_u[0] = K.winograd_weights(packed.w)
+            y = K.conv2d_winograd(x, wino_u[0], bias, pp, act if z is None else None)
+            if z is not None:
+                y += z
+                if act is not None:
+                    K.activation(y, act[0], *act[1:], out=y)
+        else:
+            y = K.conv2d(x, packed, bias, s2, pp, d2, group, act, z)
+        return (y.reshape(n, m, ow),) if one_d else (y,)
 
     base_run = base(ctx)
     return run

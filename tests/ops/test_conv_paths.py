@@ -1,0 +1,103 @@
+"""Which C path a Conv takes, and that each gives the reference's answer: 1-D convolutions as height-1 2-D ones on
+the implicit GEMM, 3x3 stride-1 layers with enough channels on Winograd (and its switch), the residual of a fused
+Conv + Add (+ Relu) on either path, and the numpy fallback where no C path applies."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import engine
+import engine.kernels as K
+from tests.ops.test_nn import _model, _run_both, rnd
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Counts the kernel entry points the Conv ops reach."""
+    seen = {"conv2d": 0, "winograd": 0, "depthwise": 0}
+    for name, key in (("conv2d", "conv2d"), ("conv2d_winograd", "winograd"), ("depthwise_conv2d", "depthwise")):
+        orig = getattr(K, name)
+
+        def spy(*a, _orig=orig, _key=key, **kw):
+            seen[_key] += 1
+            return _orig(*a, **kw)
+        monkeypatch.setattr(K, name, spy)
+    return seen
+
+
+def _close(got, want, rtol=1e-4, atol=1e-4):
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("k,s,p,d,g,auto_pad", [(3, 1, (1, 1), 1, 1, None), (5, 2, (2, 1), 1, 1, None),
+                                                (3, 1, (0, 0), 2, 1, None), (4, 3, (0, 0), 1, 2, "SAME_UPPER"),
+                                                (3, 1, (1, 1), 1, 6, None), (1, 1, (0, 0), 1, 1, None),
+                                                (7, 2, (0, 0), 1, 1, "SAME_LOWER")])
+def test_conv1d_runs_as_2d(calls, k, s, p, d, g, auto_pad):
+    c, m = 6, 6 if g == 6 else 10
+    x, w, b = rnd(2, c, 37), rnd(m, c // g, k), rnd(m)
+    attrs = dict(strides=[s], dilations=[d], group=g)
+    if auto_pad:
+        attrs["auto_pad"] = auto_pad
+    else:
+        attrs["pads"] = list(p)
+    m_, feeds = _model("Conv", [x, w, b], consts=(1, 2), **attrs)
+    got, want = _run_both(m_, feeds)
+    _close(got, want)
+    assert calls["conv2d"] + calls["depthwise"] == 1, calls
+
+
+def _conv_add_relu(c, m, hw, residual=True):
+    x = rnd(1, c, hw, hw)
+    w = (rnd(m, c, 3, 3) / np.sqrt(9 * c)).astype(np.float32)
+    b = rnd(m)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1])]
+    ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)]
+    feeds = {"x": x}
+    last = "c"
+    if residual:
+        z = rnd(1, m, hw, hw)
+        ins.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, z.shape))
+        feeds["z"] = z
+        nodes.append(helper.make_node("Add", ["c", "z"], ["a"]))
+        last = "a"
+    nodes.append(helper.make_node("Relu", [last], ["y"]))
+    graph = helper.make_graph(nodes, "g", ins, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model, feeds
+
+
+@pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
+def test_winograd_path_and_switch(calls, monkeypatch, residual):
+    model, feeds = _conv_add_relu(40, 36, 16, residual)
+    got, want = _run_both(model, feeds)
+    # Winograd's transforms cost accuracy: ~1e-5 of the output scale (kernels.conv2d_winograd)
+    _close(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want[0]).max()))
+    assert calls["winograd"] == 1 and calls["conv2d"] == 0, calls
+    monkeypatch.setenv("ENGINE_CONV_WINOGRAD", "0")
+    got0, _ = _run_both(model, feeds)
+    assert calls["winograd"] == 1 and calls["conv2d"] == 1, calls
+    _close(got0, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("c,m,hw", [(16, 40, 16), (40, 36, 7)], ids=["few_channels", "small_map"])
+def test_winograd_not_where_it_loses(calls, c, m, hw):
+    model, feeds = _conv_add_relu(c, m, hw)
+    got, want = _run_both(model, feeds)
+    _close(got, want, rtol=1e-5, atol=1e-5)
+    assert calls["winograd"] == 0 and calls["conv2d"] == 1, calls
+
+
+def test_conv3d_and_float64_stay_on_numpy(calls):
+    m_, feeds = _model("Conv", [rnd(1, 2, 5, 5, 5), rnd(3, 2, 3, 3, 3)], consts=(1,), pads=[1] * 6)
+    got, want = _run_both(m_, feeds)
+    _close(got, want)
+    m_, feeds = _model("Conv", [rnd(1, 2, 7, dtype=np.float64), rnd(3, 2, 3, dtype=np.float64)], consts=(1,))
+    got, want = _run_both(m_, feeds)
+    _close(got, want, rtol=1e-12, atol=1e-12)
+    assert calls == {"conv2d": 0, "winograd": 0, "depthwise": 0}
