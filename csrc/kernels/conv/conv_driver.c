@@ -186,7 +186,7 @@ typedef struct conv_ctx {
   float *y;             /* this group's output block (mg x oh x ow) */
   size_t tm, tn;        /* task grid: tm panel blocks x tn column blocks */
   size_t pb, cb;        /* panels per block, columns per block (multiple of nr) */
-  size_t kc;
+  size_t kc, mcp;       /* taps per block, weight panels per block */
 } conv_ctx_t;
 
 /* Rows [i0, i1) x wide columns [q0, q1) of the finished sums: y = act(cw + z + bias) on the real columns. */
@@ -226,14 +226,17 @@ static void conv_task(void *ctx, size_t t, size_t n_tasks) {
   const size_t chunk = ENG_MAX(4 * nr, C_CHUNK_FLOATS / rows / nr * nr);
   for (size_t qc = q0; qc < q1; qc += chunk) {
     const size_t qe = ENG_MIN(q1, qc + chunk);
-    for (size_t k0 = 0; k0 < taps; k0 += c->kc) {
-      size_t kc = ENG_MIN(c->kc, taps - k0);
-      for (size_t q = qc; q < qe; q += nr) {
-        size_t nb = ENG_MIN(nr, qe - q);
-        for (size_t pi = p0; pi < p1; pi++) {
-          size_t row = pi * mr, mb = ENG_MIN(mr, o->mg - row);
-          im->ukr(kc, c->wp + (pi * taps + k0) * mr, c->xb + q, c->off + k0, c->cw + row * o->nwide + q, o->nwide, mb,
-                  nb, k0 > 0);
+    for (size_t pb0 = p0; pb0 < p1; pb0 += c->mcp) { /* panel blocks: their weights (mcp*mr x kc) stay in L2 */
+      const size_t pb1 = ENG_MIN(p1, pb0 + c->mcp);
+      for (size_t k0 = 0; k0 < taps; k0 += c->kc) {
+        size_t kc = ENG_MIN(c->kc, taps - k0);
+        for (size_t q = qc; q < qe; q += nr) {
+          size_t nb = ENG_MIN(nr, qe - q);
+          for (size_t pi = pb0; pi < pb1; pi++) {
+            size_t row = pi * mr, mb = ENG_MIN(mr, o->mg - row);
+            im->ukr(kc, c->wp + (pi * taps + k0) * mr, c->xb + q, c->off + k0, c->cw + row * o->nwide + q, o->nwide,
+                    mb, nb, k0 > 0);
+          }
         }
       }
     }
@@ -275,7 +278,7 @@ eng_status_t eng_conv2d_run_f32(const eng_kernels_t *kt, const eng_conv2d_t *g, 
 
   const size_t threads = parallel ? (size_t)eng_get_num_threads() : 1;
   const size_t col_tiles = (o.nwide + im->nr - 1) / im->nr;
-  conv_ctx_t c = {kt, g, &o, NULL, off, NULL, NULL, NULL, act, NULL, NULL, 1, 1, o.panels, col_tiles * im->nr, 0};
+  conv_ctx_t c = {kt, g, &o, NULL, off, NULL, NULL, NULL, act, NULL, NULL, 1, 1, o.panels, col_tiles * im->nr, 0, 1};
   /* work per group is mg * nwide * taps; below about 2^20 multiply-adds the pool costs more than it saves */
   const int par = threads > 1 && o.mg * o.nwide * o.taps >= ((size_t)1 << 20);
   if (par) { /* about four tasks per thread: column blocks first (each reuses all the weights), then panels */
@@ -287,10 +290,10 @@ eng_status_t eng_conv2d_run_f32(const eng_kernels_t *kt, const eng_conv2d_t *g, 
     c.pb = (o.panels + c.tm - 1) / c.tm;
     c.tm = (o.panels + c.pb - 1) / c.pb;
   }
-  /* tap block: the task's weight block (rows x kc) within L2_WEIGHT_FLOATS, at least 32 taps, at most im->kc */
-  size_t rows = ENG_MIN(o.panels, c.pb) * im->mr;
-  c.kc = ENG_MAX((size_t)32, L2_WEIGHT_FLOATS / rows);
-  if (c.kc > im->kc) c.kc = im->kc;
+  /* tap blocks of the kernel's kc (few tap blocks: each re-reads and re-writes the sums), and panel blocks whose
+   * weights (mcp panels x kc taps) fit L2_WEIGHT_FLOATS */
+  c.kc = ENG_MIN(im->kc, o.taps);
+  c.mcp = ENG_MAX((size_t)1, L2_WEIGHT_FLOATS / (c.kc * im->mr));
 
   for (size_t n = 0; n < g->n; n++) {
     const float *xn = x + n * in_img;
