@@ -414,6 +414,20 @@ def im2col(x: np.ndarray, kernel, strides=1, pads=None, dilations=1, out=None) -
     return y
 
 
+def _bias_and_activation(bias, m: int, activation, fn: str):
+    """A convolution's optional bias (m floats) and activation (None, a name or (name, p0[, p1])), checked:
+    (bias or None, C activation id, p0, p1)."""
+    if bias is not None:
+        bias = _f32(bias, "bias", fn)
+        if bias.shape != (m,):
+            raise ValueError(f"{fn}: bias has shape {bias.shape}, expected ({m},)")
+    if isinstance(activation, (tuple, list)):
+        if not 1 <= len(activation) <= 3:
+            raise ValueError(f"{fn}: activation must be a name or (name, p0[, p1]), got {activation!r}")
+        return (bias,) + _parse_activation(activation[0], *activation[1:], fn=fn)
+    return (bias,) + _parse_activation(activation, fn=fn)
+
+
 def depthwise_conv2d(x: np.ndarray, w: np.ndarray, bias=None, strides=1, pads=None, dilations=1, activation=None,
                      out=None) -> np.ndarray:
     """Depthwise Conv (ONNX Conv with group = C and one output channel per group) on NCHW float32, with the bias
@@ -436,16 +450,7 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, bias=None, strides=1, pads=No
         raise ValueError(f"depthwise_conv2d: w has {w.shape[0]} channels, x has {c}")
     if kh < 1 or kw < 1:
         raise ValueError(f"depthwise_conv2d: empty kernel {w.shape}")
-    if bias is not None:
-        bias = _f32(bias, "bias", "depthwise_conv2d")
-        if bias.shape != (c,):
-            raise ValueError(f"depthwise_conv2d: bias has shape {bias.shape}, expected ({c},)")
-    if isinstance(activation, (tuple, list)):
-        if not 1 <= len(activation) <= 3:
-            raise ValueError(f"depthwise_conv2d: activation must be a name or (name, p0[, p1]), got {activation!r}")
-        cid, p0, p1 = _parse_activation(activation[0], *activation[1:], fn="depthwise_conv2d")
-    else:
-        cid, p0, p1 = _parse_activation(activation, fn="depthwise_conv2d")
+    bias, cid, p0, p1 = _bias_and_activation(bias, c, activation, "depthwise_conv2d")
     g = _conv_geometry(h, wd, (kh, kw), strides, pads, dilations, "depthwise_conv2d")
     y = _out(out, (n, c, g[2], g[3]), "depthwise_conv2d")
     if c == 0 or n == 0:
@@ -500,23 +505,14 @@ def conv2d(x: np.ndarray, w, bias=None, strides=1, pads=None, dilations=1, group
     fn = "conv2d"
     x = _nchw(x, fn)
     cw = w if isinstance(w, ConvWeights) else ConvWeights(w, group)
-    if cw.group != int(group) and not isinstance(w, ConvWeights):
-        raise ValueError(f"{fn}: group mismatch")
+    if int(group) not in (1, cw.group):
+        raise ValueError(f"{fn}: group {group} differs from the ConvWeights' group {cw.group}")
     group = cw.group
     n, c, h, wd = x.shape
     m, cg, kh, kw = cw.shape
     if cg * group != c:
         raise ValueError(f"{fn}: x has {c} channels, w expects {cg} x {group} groups = {cg * group}")
-    if bias is not None:
-        bias = _f32(bias, "bias", fn)
-        if bias.shape != (m,):
-            raise ValueError(f"{fn}: bias has shape {bias.shape}, expected ({m},)")
-    if isinstance(activation, (tuple, list)):
-        if not 1 <= len(activation) <= 3:
-            raise ValueError(f"{fn}: activation must be a name or (name, p0[, p1]), got {activation!r}")
-        cid, p0, p1 = _parse_activation(activation[0], *activation[1:], fn=fn)
-    else:
-        cid, p0, p1 = _parse_activation(activation, fn=fn)
+    bias, cid, p0, p1 = _bias_and_activation(bias, m, activation, fn)
     g = _conv_geometry(h, wd, (kh, kw), strides, pads, dilations, fn)
     oh, ow = g[2], g[3]
     span_h, span_w = g[8] * (kh - 1) + 1, g[9] * (kw - 1) + 1
@@ -577,16 +573,7 @@ def conv2d_winograd(x: np.ndarray, u: np.ndarray, bias=None, pads=None, activati
         raise ValueError(f"{fn}: u is for {u.shape[2]} input channels, x has {ic}")
     if oc == 0 or ic == 0:
         raise ValueError(f"{fn}: no channels (x {x.shape}, u {u.shape})")
-    if bias is not None:
-        bias = _f32(bias, "bias", fn)
-        if bias.shape != (oc,):
-            raise ValueError(f"{fn}: bias has shape {bias.shape}, expected ({oc},)")
-    if isinstance(activation, (tuple, list)):
-        if not 1 <= len(activation) <= 3:
-            raise ValueError(f"{fn}: activation must be a name or (name, p0[, p1]), got {activation!r}")
-        cid, p0, p1 = _parse_activation(activation[0], *activation[1:], fn=fn)
-    else:
-        cid, p0, p1 = _parse_activation(activation, fn=fn)
+    bias, cid, p0, p1 = _bias_and_activation(bias, oc, activation, fn)
     pt, pl, pb, pr = _pads(pads, fn)
     oh, ow = h + pt + pb - 2, w + pl + pr - 2
     if oh < 1 or ow < 1:
