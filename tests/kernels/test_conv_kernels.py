@@ -129,6 +129,8 @@ def test_conv2d_bad_inputs():
         K.conv2d(x, w, out=np.zeros((1, 6, 5, 5), np.float32))
     with pytest.raises(ValueError, match="unknown activation"):
         K.conv2d(x, w, activation="nope")
+    with pytest.raises(ValueError, match="differs from the ConvWeights' group 2"):
+        K.conv2d(x, K.ConvWeights(np.zeros((6, 2, 3, 3), np.float32), group=2), group=3)
     # an output that overlaps the input is computed through a temporary, not corrupted
     buf = np.random.default_rng(0).standard_normal(200).astype(np.float32)
     xin = buf[:100].reshape(1, 4, 5, 5)
