@@ -80,7 +80,9 @@ def fused_matmul(ctx: NodeCtx, base):
 
 # ------------------------------------------------------------------------------------------------ conv
 def _conv_attrs(ctx: NodeCtx):
-    auto_pad = ctx.attr_str("auto_pad", "NOTSET")
+    from engine.ops.nn import _auto_pad  # validates it as the numpy path does
+
+    auto_pad = _auto_pad(ctx)
     return (ctx.attr("group", 1), ctx.attr("strides", None), ctx.attr("dilations", None), ctx.attr("pads", None),
             auto_pad, ctx.attr("kernel_shape", None))
 
@@ -200,22 +202,17 @@ def fused_conv(ctx: NodeCtx, base):
 
 # --------------------------------------------------------------------------------------------- pooling
 def _pool_fast(ctx: NodeCtx, base, kind: str):
-    from engine.ops.nn import _pool_geometry
+    from engine.ops.nn import _pool_attrs, _pool_geometry  # the same attribute rules and output sizes as numpy's
 
     if ctx.has_output(1):  # MaxPool's Indices: numpy path
         return None
-    k = ctx.attr("kernel_shape", None)
-    if k is None or len(k) != 2:
-        return None
-    s = tuple(ctx.attr("strides", None) or (1, 1))
-    d = tuple(ctx.attr("dilations", None) or (1, 1))
-    p = tuple(ctx.attr("pads", None) or (0, 0, 0, 0))
-    ceil = bool(ctx.attr("ceil_mode", 0))
-    auto_pad = ctx.attr_str("auto_pad", "NOTSET")
+    base_run = base(ctx)  # first: a bad attribute raises the numpy builder's error
+    dil_ok = ctx.version >= (10 if kind == "max" else 19)
+    k, p, s, d, auto_pad, ceil = _pool_attrs(ctx, ctx.op_type, dil_ok)
+    if len(k) != 2:
+        return base_run
+    k, p, s, d = tuple(k), tuple(p), tuple(s), tuple(d)
     include = bool(ctx.attr("count_include_pad", 0))
-    if len(s) != 2 or len(d) != 2 or len(p) != 4 or (kind == "avg" and d != (1, 1) and ctx.version < 19):
-        return None
-    base_run = base(ctx)
     cache: dict = {}
 
     def run(x):
