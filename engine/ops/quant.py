@@ -229,36 +229,29 @@ def _int_operand(a: np.ndarray, name: str) -> np.ndarray:
     return a
 
 
-def _row_param(p, a_ndim: int, name: str):
-    """A per-tensor or per-row parameter of A (shape [..., M, K]) made broadcastable against A."""
+def _axis_param(p, ndim: int, name: str, rows: bool):
+    """A per-tensor, per-row (of A, shape [..., M, K]) or per-column (of B, shape [..., K, N]) quantization
+    parameter made broadcastable against its matrix."""
     if p is None:
         return None
     p = np.asarray(p)
     if p.size == 1:
         return p.reshape(())
     if p.ndim == 1:
-        return p.reshape(-1, 1)
-    if p.ndim == a_ndim - 1:
-        return p[..., None]
-    if p.ndim == a_ndim:
+        return p.reshape(-1, 1) if rows else p
+    if p.ndim == ndim - 1:
+        return p[..., None] if rows else p[..., None, :]
+    if p.ndim == ndim:
         return p
-    raise ValueError(f"{name} has shape {list(p.shape)}: expected a scalar or per-row values")
+    raise ValueError(f"{name} has shape {list(p.shape)}: expected a scalar or per-{'row' if rows else 'column'} values")
+
+
+def _row_param(p, a_ndim: int, name: str):
+    return _axis_param(p, a_ndim, name, rows=True)
 
 
 def _col_param(p, b_ndim: int, name: str):
-    """A per-tensor or per-column parameter of B (shape [..., K, N]) made broadcastable against B."""
-    if p is None:
-        return None
-    p = np.asarray(p)
-    if p.size == 1:
-        return p.reshape(())
-    if p.ndim == 1:
-        return p
-    if p.ndim == b_ndim - 1:
-        return p[..., None, :]
-    if p.ndim == b_ndim:
-        return p
-    raise ValueError(f"{name} has shape {list(p.shape)}: expected a scalar or per-column values")
+    return _axis_param(p, b_ndim, name, rows=False)
 
 
 def _shifted(a: np.ndarray, zp) -> np.ndarray:
