@@ -18,6 +18,8 @@
  * and over its channel panels, so each tile's kc image rows stay in L1 across the panels. The tile sums
  * accumulate in the wide output; when the taps are done the task writes its block of y: drops the garbage
  * columns, adds the residual and the bias, applies the activation. When Wq == ow the wide output is y. */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +32,55 @@
 #define C_CHUNK_FLOATS ((size_t)32 << 10)
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+/* ---- the calling thread's workspace (tap offsets, phases, wide output), kept between calls ----
+ * Allocating and freeing megabytes per call lets malloc return the pages to the system and fault them in again
+ * on the next call, which cost a 3-channel stem convolution 4x its compute. Up to WS_KEEP_BYTES stay with the
+ * thread (freed when it exits); a larger request is allocated for the call alone. */
+#define WS_KEEP_BYTES ((size_t)64 << 20)
+static pthread_key_t g_ws_key;
+static pthread_once_t g_ws_once = PTHREAD_ONCE_INIT;
+typedef struct conv_ws {
+  void *p;
+  size_t cap;
+} conv_ws_t;
+static void ws_free(void *v) {
+  conv_ws_t *w = (conv_ws_t *)v;
+  if (w) free(w->p);
+  free(w);
+}
+static void ws_key_init(void) { pthread_key_create(&g_ws_key, ws_free); }
+
+/* bytes of 64-byte aligned scratch: the thread's kept buffer, or (*owned set) one to free after the call */
+static void *ws_get(size_t bytes, void **owned) {
+  *owned = NULL;
+  if (bytes > SIZE_MAX - 64) return NULL;
+  if (bytes > WS_KEEP_BYTES) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes) != 0) return NULL;
+    return *owned = p;
+  }
+  pthread_once(&g_ws_once, ws_key_init);
+  conv_ws_t *w = (conv_ws_t *)pthread_getspecific(g_ws_key);
+  if (!w) {
+    if (!(w = (conv_ws_t *)calloc(1, sizeof *w))) return NULL;
+    if (pthread_setspecific(g_ws_key, w) != 0) {
+      free(w);
+      return NULL;
+    }
+  }
+  if (w->cap < bytes) {
+    free(w->p);
+    w->p = NULL;
+    w->cap = 0;
+    if (posix_memalign(&w->p, 64, bytes) != 0) {
+      w->p = NULL;
+      return NULL;
+    }
+    w->cap = bytes;
+  }
+  return w->p;
+}
 
 typedef struct geo {
   size_t cg, mg, taps;          /* channels per group in / out, taps per output (cg * kh * kw) */
@@ -262,13 +313,16 @@ eng_status_t eng_conv2d_run_f32(const eng_kernels_t *kt, const eng_conv2d_t *g, 
 
   /* buffers: tap offsets, phases (unless direct), the wide output (unless wq == ow) */
   const int wide = o.wq != g->ow;
-  int64_t *off = (int64_t *)malloc(o.taps * sizeof(int64_t));
-  float *buf = o.direct ? NULL : (float *)malloc(o.ph_stride * o.n_ph * sizeof(float));
-  float *cw = wide ? (float *)malloc(o.nwide * g->m * sizeof(float)) : NULL;
-  if (!off || (!o.direct && !buf) || (wide && !cw)) {
-    free(off), free(buf), free(cw);
-    return ENG_ERR_NOMEM;
-  }
+  const size_t off_bytes = round_up(o.taps * sizeof(int64_t), 64);
+  const size_t buf_bytes = o.direct ? 0 : round_up(o.ph_stride * o.n_ph * sizeof(float), 64);
+  const size_t cw_bytes = wide ? o.nwide * g->m * sizeof(float) : 0;
+  if (off_bytes > SIZE_MAX - buf_bytes - cw_bytes) return ENG_ERR_OVERFLOW;
+  void *owned;
+  char *ws = (char *)ws_get(off_bytes + buf_bytes + cw_bytes, &owned);
+  if (!ws) return ENG_ERR_NOMEM;
+  int64_t *off = (int64_t *)ws;
+  float *buf = o.direct ? NULL : (float *)(ws + off_bytes);
+  float *cw = wide ? (float *)(ws + off_bytes + buf_bytes) : NULL;
   for (size_t ch = 0, p = 0; ch < o.cg; ch++)
     for (size_t a = 0; a < g->kh; a++)
       for (size_t b = 0; b < g->kw; b++, p++) {
@@ -320,6 +374,6 @@ eng_status_t eng_conv2d_run_f32(const eng_kernels_t *kt, const eng_conv2d_t *g, 
         for (size_t i = 0; i < tasks; i++) conv_task(&c, i, tasks);
     }
   }
-  free(off), free(buf), free(cw);
+  free(owned);
   return ENG_OK;
 }
