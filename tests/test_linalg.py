@@ -294,3 +294,23 @@ def test_gemm_bad_arguments():
         engine.gemm(np.ones(3, np.float32), b)
     with pytest.raises(TypeError, match=r"\ba\b.*float16"):
         engine.gemm(a.astype(np.float16), b)
+
+
+def test_gemm_batch_binding_checks_offsets():
+    """The batched binding takes element offsets from Python: one that would leave the array raises, no C access."""
+    from engine._C import _kernels as _k
+
+    a = np.ones((3, 4, 5), np.float32)
+    b = np.ones((3, 5, 6), np.float32)
+    c = np.zeros((3, 4, 6), np.float32)
+    offs = [np.arange(3, dtype=np.int64) * x[0].size for x in (a, b, c)]
+    _k.gemm_batch(a[0], b[0], c[0], False, False, *offs)
+    assert np.all(c == 5)
+    for i, name in enumerate("abc"):
+        bad = list(offs)
+        bad[i] = bad[i] + 1  # the last problem's matrix runs one element past the end
+        with pytest.raises(ValueError, match=f"problem 2 of {name}"):
+            _k.gemm_batch(a[0], b[0], c[0], False, False, *bad)
+        bad[i] = offs[i] - 1  # the first starts one element before the array
+        with pytest.raises(ValueError, match=f"problem 0 of {name}"):
+            _k.gemm_batch(a[0], b[0], c[0], False, False, *bad)

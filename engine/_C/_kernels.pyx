@@ -177,6 +177,29 @@ def gemm(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c, bint trans_a=False, bint t
     return c
 
 
+cdef _check_batch(cnp.ndarray m, const int64_t[::1] off, str name):
+    """Raises unless m's matrix moved by each element offset stays inside the buffer m is a view of."""
+    own = m
+    while isinstance(own.base, np.ndarray):
+        own = own.base
+    cdef Py_ssize_t low = <Py_ssize_t>cnp.PyArray_DATA(own), high = low + own.itemsize, d
+    for d in range(own.ndim):  # the byte range own's elements span (numpy's byte_bounds)
+        if own.shape[d] == 0:
+            high = low
+            break
+        if own.strides[d] < 0:
+            low += (own.shape[d] - 1) * own.strides[d]
+        else:
+            high += (own.shape[d] - 1) * own.strides[d]
+    cdef Py_ssize_t start = <Py_ssize_t>cnp.PyArray_DATA(m)
+    cdef Py_ssize_t span = ((m.shape[0] - 1) * m.strides[0] + (m.shape[1] - 1) * m.strides[1] + 4) if m.size else 0
+    cdef Py_ssize_t i, p
+    for i in range(off.shape[0]):
+        p = start + off[i] * 4
+        if span and (p < low or p + span > high):
+            raise ValueError(f"gemm_batch: problem {i} of {name} (element offset {off[i]}) lies outside its array")
+
+
 def gemm_batch(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c, bint trans_a, bint trans_b,
                const int64_t[::1] a_off, const int64_t[::1] b_off, const int64_t[::1] c_off):
     """A batch of products sharing the 2-D layout of a, b and c (their first matrices); problem i reads
@@ -190,6 +213,10 @@ def gemm_batch(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c, bint trans_a, bint t
     cdef eng_status_t s = ENG_OK
     if n == 0:
         return c
+    # every problem's matrix must lie inside the memory of the array its first matrix is a view of
+    _check_batch(a, a_off, "a")
+    _check_batch(b, b_off, "b")
+    _check_batch(c, c_off, "c")
     with nogil:
         s = eng_gemm_batch_f32(&g, n, &a_off[0], &b_off[0], &c_off[0])
     _raise(s, "gemm_batch")
