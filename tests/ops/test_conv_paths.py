@@ -101,3 +101,22 @@ def test_conv3d_and_float64_stay_on_numpy(calls):
     got, want = _run_both(m_, feeds)
     _close(got, want, rtol=1e-12, atol=1e-12)
     assert calls == {"conv2d": 0, "winograd": 0, "depthwise": 0}
+
+
+def test_conv1d_residual_relu_fused(calls):
+    """Conv1d + Add + Relu (an audio residual block) becomes one FusedConv whose residual and activation are applied
+    by the height-1 2-D kernel."""
+    x, w, b, z = rnd(2, 6, 41), rnd(8, 6, 3), rnd(8), rnd(2, 8, 41)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1]), helper.make_node("Add", ["c", "z"], ["a"]),
+             helper.make_node("Relu", ["a"], ["y"])]
+    ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape),
+           helper.make_tensor_value_info("z", TensorProto.FLOAT, z.shape)]
+    graph = helper.make_graph(nodes, "g", ins, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    sess = engine.Session(model)
+    assert [st.node.op_type for st in sess._plan.steps] == ["FusedConv"]
+    got, want = _run_both(model, {"x": x, "z": z})
+    _close(got, want, rtol=1e-5, atol=1e-5)
+    assert calls["conv2d"] >= 1
