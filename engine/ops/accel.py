@@ -136,51 +136,62 @@ def _conv_fast(ctx: NodeCtx, base, act):
             and min(m, cg) >= WINOGRAD_MIN_CHANNELS and _winograd_enabled())
     wino_u = [None]
     residual = ctx.has_input(3)
-    geo_cache: dict = {}
-
-    def geometry(shape):
-        g = geo_cache.get(shape)
-        if g is None:
-            out, pb, pe = _conv_geometry(shape, tuple(ctx_k), s, d, p, auto_pad, "Conv")
-            if one_d:
-                out, pp = (1,) + tuple(out), (0, pb[0], 0, pe[0])
-            else:
-                pp = (pb[0], pb[1], pe[0], pe[1])
-            g = geo_cache[shape] = (out, pp)
-        return g
-
+    kind, p0, p1 = _activation(act) if act is not None else (0, 0.0, 0.0)
     ctx_k = (kw,) if one_d else (kh, kw)
     rank = 3 if one_d else 4
+    # Per input shape: how to call the kernel. The bindings are called directly (kernels.conv2d & co. re-check
+    # every argument, ~30 us a call, more than a small convolution takes); their own checks still guard memory.
+    plans: dict = {}
+
+    def plan_for(shape):
+        out_sp, pb, pe = _conv_geometry(shape[2:], ctx_k, s, d, p, auto_pad, "Conv")
+        if one_d:
+            (oh, ow), pp = (1,) + tuple(out_sp), (0, pb[0], 0, pe[0])
+            h, w_ = 1, shape[2]
+        else:
+            (oh, ow), pp = tuple(out_sp), (pb[0], pb[1], pe[0], pe[1])
+            h, w_ = shape[2], shape[3]
+        n = shape[0]
+        if depthwise:
+            how = ("dw", (h, w_, oh, ow, kh, kw) + s2 + d2 + pp)
+        elif wino and oh * ow >= WINOGRAD_MIN_PIXELS:
+            how = ("wino", pp)
+        else:
+            how = ("gemm", (n, cg * group, h, w_, m, group, kh, kw) + s2 + d2 + pp + (oh, ow))
+        return (n, h, w_, oh, ow) + how
 
     def run(x, _w=None, _b=None, z=None):
         if x.dtype != F32 or x.ndim != rank or x.shape[1] != cg * group or (residual and z is None):
             return base_run(x, _w, _b, z) if residual else base_run(x, _w, _b)
-        (oh, ow), pp = geometry(x.shape[2:])
-        n = x.shape[0]
-        x = np.ascontiguousarray(x)
-        if one_d:
-            x = x.reshape(n, x.shape[1], 1, x.shape[2])
+        pl = plans.get(x.shape)
+        if pl is None:
+            pl = plans[x.shape] = plan_for(x.shape)
+        n, h, w_, oh, ow, how, geo = pl
         if z is not None:
             if z.dtype != F32 or z.shape != ((n, m, ow) if one_d else (n, m, oh, ow)):
-                return base_run(x.reshape(x.shape[:2] + x.shape[3:]) if one_d else x, _w, _b, z)  # needs broadcasting
-            z = np.ascontiguousarray(z).reshape(n, m, oh, ow)
-        if depthwise:
-            y = K.depthwise_conv2d(x, wd, bias, s2, pp, d2, act if z is None else None)
-            if z is not None:
-                y += z
-                if act is not None:
-                    K.activation(y, act[0], *act[1:], out=y)
-        elif wino and oh * ow >= WINOGRAD_MIN_PIXELS:
+                return base_run(x, _w, _b, z)  # a residual that needs broadcasting: the numpy path
+            z = np.ascontiguousarray(z)
+        x = np.ascontiguousarray(x)
+        y = np.empty((n, m, ow) if one_d else (n, m, oh, ow), F32)
+        if y.size == 0:
+            return (y,)
+        if how == "gemm":
+            wp, mr = packed.packed()
+            _k.conv2d_f32(geo, x, wp, mr, bias, z, y, kind, p0, p1)
+            return (y,)
+        post = z is not None and kind != 0  # the residual comes before the activation: apply it after
+        k_, q0, q1 = (0, 0.0, 0.0) if post else (kind, p0, p1)
+        if how == "dw":
+            _k.dwconv2d_f32(x, wd, bias, y, n * m, m, geo, k_, q0, q1)
+        else:
             if wino_u[0] is None:
                 wino_u[0] = K.winograd_weights(packed.w)
-            y = K.conv2d_winograd(x, wino_u[0], bias, pp, act if z is None else None)
-            if z is not None:
-                y += z
-                if act is not None:
-                    K.activation(y, act[0], *act[1:], out=y)
-        else:
-            y = K.conv2d(x, packed, bias, s2, pp, d2, group, act, z)
-        return (y.reshape(n, m, ow),) if one_d else (y,)
+            _k.wino_conv_f32(x, wino_u[0], bias, y, n, cg, h, w_, m, geo, k_, q0, q1)
+        if z is not None:
+            y += z.reshape(y.shape)
+            if post:
+                _k.act_f32(y, y, kind, p0, p1)
+        return (y,)
 
     base_run = base(ctx)
     return run

@@ -14,15 +14,17 @@ from tests.ops.test_nn import _model, _run_both, rnd
 
 @pytest.fixture
 def calls(monkeypatch):
-    """Counts the kernel entry points the Conv ops reach."""
+    """Counts the kernel bindings the Conv ops reach."""
+    from engine._C import _kernels as _k
+
     seen = {"conv2d": 0, "winograd": 0, "depthwise": 0}
-    for name, key in (("conv2d", "conv2d"), ("conv2d_winograd", "winograd"), ("depthwise_conv2d", "depthwise")):
-        orig = getattr(K, name)
+    for name, key in (("conv2d_f32", "conv2d"), ("wino_conv_f32", "winograd"), ("dwconv2d_f32", "depthwise")):
+        orig = getattr(_k, name)
 
         def spy(*a, _orig=orig, _key=key, **kw):
             seen[_key] += 1
             return _orig(*a, **kw)
-        monkeypatch.setattr(K, name, spy)
+        monkeypatch.setattr(_k, name, spy)
     return seen
 
 
@@ -120,3 +122,20 @@ def test_conv1d_residual_relu_fused(calls):
     got, want = _run_both(model, {"x": x, "z": z})
     _close(got, want, rtol=1e-5, atol=1e-5)
     assert calls["conv2d"] >= 1
+
+
+def test_depthwise_residual_relu_fused(calls):
+    """A depthwise Conv + Add + Relu: the direct kernel, then the residual, then the activation (in that order)."""
+    x, w, b, z = rnd(1, 12, 9, 11), rnd(12, 1, 3, 3), rnd(12), rnd(1, 12, 9, 11)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], group=12),
+             helper.make_node("Add", ["z", "c"], ["a"]), helper.make_node("Relu", ["a"], ["y"])]
+    ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape),
+           helper.make_tensor_value_info("z", TensorProto.FLOAT, z.shape)]
+    graph = helper.make_graph(nodes, "g", ins, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    assert [st.node.op_type for st in engine.Session(model)._plan.steps] == ["FusedConv"]
+    got, want = _run_both(model, {"x": x, "z": z})
+    _close(got, want, rtol=1e-5, atol=1e-5)
+    assert calls["depthwise"] == 1 and calls["conv2d"] == 0, calls
