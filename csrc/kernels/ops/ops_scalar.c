@@ -84,6 +84,6 @@ void eng_dwconv2d_f32_scalar(const eng_win2d_t *g, const float *x, const float *
                              float *y) {
   for (size_t i = 0; i < g->oh; i++) {
     for (size_t j = 0; j < g->ow; j++) y[i * g->ow + j] = ops_dwconv_one(g, x, w, bias, i, j);
-    if (act->kind != ENG_ACT_NONE) eng_act_f32_scalar(g->ow, y + i * g->ow, y + i * g->ow, act);
   }
+  if (act->kind != ENG_ACT_NONE) eng_act_f32_scalar(g->oh * g->ow, y, y, act);
 }
