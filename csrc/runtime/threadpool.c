@@ -3,7 +3,7 @@
  * - Workers start lazily on the first parallel call, so importing engine starts no thread.
  * - Idle workers block on a condition variable after a bounded spin (ENGINE_SPIN_US, default 50 us) that
  *   keeps back-to-back parallel calls (the nodes of a model) free of futex wake-ups; a sleeping pool uses
- *   no CPU. The caller does not spin for the workers to finish (see eng_parallel_for).
+ *   no CPU. The caller spins briefly for the workers to finish, then sleeps (see eng_parallel_for).
  * - One job runs at a time; concurrent callers from several threads queue on run_mu. A call made from
  *   inside a task runs serially (no nested parallelism, no deadlock).
  * - fork(): the prepare handler takes run_mu so no job is in flight; the child forgets the parent's workers
@@ -274,8 +274,16 @@ void eng_parallel_for(size_t n, eng_task_fn fn, void *ctx) {
   t_in_task = 0;
 
   /* Wait for tasks other threads claimed, not for every worker to show up: a worker that is late (its core
-   * taken by another process) finds nothing left and runs nothing. No spinning: on an oversubscribed
-   * machine a spinning caller would hold the core a preempted worker needs. */
+   * taken by another process) finds nothing left and runs nothing. The caller spins only briefly (a quarter of
+   * the workers' spin): the other tasks are usually a few microseconds from done, and a futex sleep and wake-up
+   * cost tens of microseconds per parallel region (MobileNetV2 has a hundred of them); on an oversubscribed
+   * machine a longer spin would hold the core a preempted worker needs. */
+  if (atomic_load_explicit(&p->done, memory_order_acquire) != n) {
+    long long end = now_ns() + spin_ns() / 4;
+    do {
+      for (int i = 0; i < 64 && atomic_load_explicit(&p->done, memory_order_acquire) != n; i++) CPU_RELAX();
+    } while (atomic_load_explicit(&p->done, memory_order_acquire) != n && now_ns() < end);
+  }
   if (atomic_load_explicit(&p->done, memory_order_acquire) != n) {
     pthread_mutex_lock(&p->mu);
     while (atomic_load(&p->done) != n) pthread_cond_wait(&p->done_cv, &p->mu);
