@@ -94,6 +94,14 @@ WINOGRAD_MIN_CHANNELS = 32
 WINOGRAD_MIN_PIXELS = 14 * 14
 
 
+# 1x1 stride-1 unpadded convolutions with at most this many output pixels per image run on the GEMM driver (B packed
+# per call into contiguous panels) instead of the implicit GEMM, whose micro-kernel reads each input channel's
+# pixels at a stride of H*W. Measured on Zen 3, 1 thread, GEMM time / implicit-GEMM time: 0.71-0.82 at 14x14,
+# 0.87-1.03 at 28x28, 0.99-1.39 at 56x56 (MobileNetV2 and ResNet-50 shapes).
+POINTWISE_GEMM_MAX_PIXELS = 28 * 28
+BIAS_ROW = 2  # eng_bias_kind_t ENG_BIAS_ROW: one bias per row of C (output channel)
+
+
 def _winograd_enabled() -> bool:
     import os
 
@@ -135,6 +143,8 @@ def _conv_fast(ctx: NodeCtx, base, act):
     wino = (not depthwise and not one_d and group == 1 and (kh, kw) == (3, 3) and s == (1, 1) and d == (1, 1)
             and min(m, cg) >= WINOGRAD_MIN_CHANNELS and _winograd_enabled())
     wino_u = [None]
+    # A 1x1 stride-1 convolution is the GEMM W (M x C) @ X (C x H*W) of each image, read in place (no im2col)
+    w_pw = np.ascontiguousarray(w.reshape(m, cg)) if group == 1 and (kh, kw) == (1, 1) and s2 == (1, 1) else None
     residual = ctx.has_input(3)
     kind, p0, p1 = _activation(act) if act is not None else (0, 0.0, 0.0)
     ctx_k = (kw,) if one_d else (kh, kw)
@@ -156,6 +166,8 @@ def _conv_fast(ctx: NodeCtx, base, act):
             how = ("dw", (h, w_, oh, ow, kh, kw) + s2 + d2 + pp)
         elif wino and oh * ow >= WINOGRAD_MIN_PIXELS:
             how = ("wino", pp)
+        elif w_pw is not None and not any(pp) and oh * ow <= POINTWISE_GEMM_MAX_PIXELS:
+            how = ("pw", None)
         else:
             how = ("gemm", (n, cg * group, h, w_, m, group, kh, kw) + s2 + d2 + pp + (oh, ow))
         return (n, h, w_, oh, ow) + how
@@ -174,6 +186,15 @@ def _conv_fast(ctx: NodeCtx, base, act):
         x = np.ascontiguousarray(x)
         y = np.empty((n, m, ow) if one_d else (n, m, oh, ow), F32)
         if y.size == 0:
+            return (y,)
+        if how == "pw":  # bias, residual (as beta * C) and activation in the GEMM's epilogue
+            hw = oh * ow
+            for i in range(n):
+                yi = y[i].reshape(m, hw)
+                if z is not None:
+                    yi[...] = z[i].reshape(m, hw)
+                _k.gemm(w_pw, x[i].reshape(cg, hw), yi, False, False, 1.0, 0.0 if z is None else 1.0,
+                        bias, 0 if bias is None else BIAS_ROW, kind, p0, p1)
             return (y,)
         if how == "gemm":
             wp, mr = packed.packed()
