@@ -90,6 +90,21 @@ def test_conv2d_network_layers_threads(isa, layer):
     _check(one, x, w, b, None, (s, s), (p,) * 4, (1, 1), 1, "relu", f"{isa} layer {layer}")
 
 
+@pytest.mark.parametrize("activation", [None, "relu", ("clip", 0.0, 6.0), "sigmoid", "hardswish"], ids=str)
+def test_fused_epilogue_equals_separate_pass(isa, activation):
+    """Without a residual the micro-kernel applies bias and activation as it stores the last tap block (AVX2);
+    with one (here zeros) the driver adds it and runs the bias+activation pass: bitwise the same result, through
+    the wide-output copy of a strided layer, several tap blocks (C*kh*kw > 256) and partial tiles."""
+    g = rng("conv-fused", str(activation))
+    for c, m, hw, k, s, p in [(3, 32, 37, 3, 2, 1), (40, 13, 15, 3, 1, 1), (7, 20, 11, 1, 1, 0), (30, 8, 9, 5, 2, 2)]:
+        x = g.standard_normal((2, c, hw, hw), dtype=np.float32)
+        w = K.ConvWeights(g.standard_normal((m, c, k, k), dtype=np.float32) / np.float32(np.sqrt(c * k * k)))
+        bias = g.standard_normal(m, dtype=np.float32)
+        fused = K.conv2d(x, w, bias=bias, strides=s, pads=p, activation=activation)
+        sep = K.conv2d(x, w, bias=bias, strides=s, pads=p, activation=activation, residual=np.zeros_like(fused))
+        np.testing.assert_array_equal(fused, sep, err_msg=f"{isa} {activation} c={c} m={m} k={k} s={s}")
+
+
 def test_packed_weights_follow_the_isa():
     """ConvWeights packs for the active tile; after an ISA change it repacks instead of using the wrong layout."""
     g = rng("conv-repack")

@@ -185,10 +185,16 @@ typedef void (*eng_cvt_f32_f16_fn)(size_t n, const float *x, uint16_t *y);
  * reads c unless accumulate, and writes only the m x n corner. Sums run over p in increasing order. */
 typedef void (*eng_conv_ukr_f32_fn)(size_t kc, const float *ENG_RESTRICT a, const float *x, const int64_t *off,
                                     float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, int accumulate);
+/* ukr with the epilogue (eng_gemm_epi_t, bias_col unused) applied to the tile as it is stored: for the last tap
+ * block when there is no residual to add before the activation. */
+typedef void (*eng_conv_ukr_epi_f32_fn)(size_t kc, const float *ENG_RESTRICT a, const float *x, const int64_t *off,
+                                        float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, int accumulate,
+                                        const eng_gemm_epi_t *epi);
 typedef struct eng_conv_f32_impl {
   unsigned mr, nr;        /* register tile */
   size_t kc;              /* taps per block (the A block MR x kc stays in L1, M x kc in L2) */
   eng_conv_ukr_f32_fn ukr;
+  eng_conv_ukr_epi_f32_fn ukr_epi; /* optional (NULL): the driver then runs bias_act_f32 over finished rows */
 } eng_conv_f32_impl_t;
 
 /* ---- the table ---- */

@@ -13,8 +13,9 @@
   "mov " #OFF "(%[off]), %[o]\n\t"                                                                           \
   "vmovups (%[x], %[o], 4), %%ymm12\n\tvmovups 32(%[x], %[o], 4), %%ymm13\n\t" ASM_BCAST6_PACKED(AOFF)
 
-static void ukr_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, const float *x, const int64_t *off,
-                          float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, int accumulate) {
+ENG_INLINE void ukr_6x16_body(size_t kc, const float *ENG_RESTRICT a, const float *x, const int64_t *off,
+                              float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, int accumulate,
+                              const eng_gemm_epi_t *epi) {
   float t[MR * NR] __attribute__((aligned(32)));
   size_t k4 = kc / 4, k1 = kc % 4;
   int64_t o;
@@ -44,11 +45,12 @@ static void ukr_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, const float *x
       : [a] "+r"(a), [off] "+r"(off), [k4] "+r"(k4), [k1] "+r"(k1), [o] "=&r"(o)
       : [t] "r"(t), [x] "r"(x)
       : ASM_CLOBBERS);
-  store_spilled_tile_avx2(t, c, ldc, m, n, 1.0f, accumulate ? 1.0f : 0.0f, NULL);
+  store_spilled_tile_avx2(t, c, ldc, m, n, 1.0f, accumulate ? 1.0f : 0.0f, epi);
 }
 #else
-static void ukr_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, const float *x, const int64_t *off,
-                          float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, int accumulate) {
+ENG_INLINE void ukr_6x16_body(size_t kc, const float *ENG_RESTRICT a, const float *x, const int64_t *off,
+                              float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, int accumulate,
+                              const eng_gemm_epi_t *epi) {
   __m256 acc[MR][2];
   for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   for (size_t p = 0; p < kc; p++, a += MR) {
@@ -60,10 +62,23 @@ static void ukr_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, const float *x
       acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
     }
   }
-  store_tile_avx2(c, ldc, m, n, 1.0f, accumulate ? 1.0f : 0.0f, acc);
+  if (epi)
+    store_tile_epi_avx2(c, ldc, m, n, 1.0f, accumulate ? 1.0f : 0.0f, acc, epi);
+  else
+    store_tile_avx2(c, ldc, m, n, 1.0f, accumulate ? 1.0f : 0.0f, acc);
 }
 #endif
 
+static void ukr_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, const float *x, const int64_t *off,
+                          float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, int accumulate) {
+  ukr_6x16_body(kc, a, x, off, c, ldc, m, n, accumulate, NULL);
+}
+static void ukr_6x16_epi_avx2(size_t kc, const float *ENG_RESTRICT a, const float *x, const int64_t *off,
+                              float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, int accumulate,
+                              const eng_gemm_epi_t *epi) {
+  ukr_6x16_body(kc, a, x, off, c, ldc, m, n, accumulate, epi);
+}
+
 /* kc = 256 taps: the 6 x 256 weight panel (6 KiB) and the tile's 256 image rows of 64 bytes (at most 16 KiB,
  * far less when taps of one channel overlap) share L1. */
-const eng_conv_f32_impl_t eng_conv_f32_avx2 = {MR, NR, 256, ukr_6x16_avx2};
+const eng_conv_f32_impl_t eng_conv_f32_avx2 = {MR, NR, 256, ukr_6x16_avx2, ukr_6x16_epi_avx2};

@@ -240,11 +240,19 @@ typedef struct conv_ctx {
   size_t kc, mcp;       /* taps per block, weight panels per block */
 } conv_ctx_t;
 
-/* Rows [i0, i1) x wide columns [q0, q1) of the finished sums: y = act(cw + z + bias) on the real columns. */
+static int has_epilogue(const conv_ctx_t *c) { return c->bias || c->act->kind != ENG_ACT_NONE; }
+
+/* The micro-kernel applies bias and activation itself as it stores the last tap block when the ISA has the fused
+ * variant and no residual must come before the activation. */
+static int fused_epilogue(const conv_ctx_t *c) { return has_epilogue(c) && !c->z && c->kt->conv_f32->ukr_epi; }
+
+/* Rows [i0, i1) x wide columns [q0, q1) of the finished sums: y = act(cw + z + bias) on the real columns (only
+ * the copy out of the wide layout when the micro-kernel already applied bias and activation). */
 static void epilogue(const conv_ctx_t *c, size_t i0, size_t i1, size_t q0, size_t q1) {
   const eng_conv2d_t *g = c->g;
   const geo_t *o = c->o;
-  const int epi = c->bias || c->act->kind != ENG_ACT_NONE;
+  const int epi = has_epilogue(c) && !fused_epilogue(c);
+  if (!epi && !c->z && c->cw == c->y) return; /* the sums are the output already */
   const size_t ohw = g->oh * g->ow;
   for (size_t i = i0; i < i1; i++) {
     const float *src = c->cw + i * o->nwide;
@@ -275,18 +283,26 @@ static void conv_task(void *ctx, size_t t, size_t n_tasks) {
   /* column chunks whose sums (rows x chunk) stay in L2 while every tap block adds to them */
   const size_t rows = (p1 - p0) * mr;
   const size_t chunk = ENG_MAX(4 * nr, C_CHUNK_FLOATS / rows / nr * nr);
+  const int fused = fused_epilogue(c);
   for (size_t qc = q0; qc < q1; qc += chunk) {
     const size_t qe = ENG_MIN(q1, qc + chunk);
     for (size_t pb0 = p0; pb0 < p1; pb0 += c->mcp) { /* panel blocks: their weights (mcp*mr x kc) stay in L2 */
       const size_t pb1 = ENG_MIN(p1, pb0 + c->mcp);
       for (size_t k0 = 0; k0 < taps; k0 += c->kc) {
         size_t kc = ENG_MIN(c->kc, taps - k0);
+        const int fuse = fused && k0 + kc >= taps;
         for (size_t q = qc; q < qe; q += nr) {
           size_t nb = ENG_MIN(nr, qe - q);
           for (size_t pi = pb0; pi < pb1; pi++) {
             size_t row = pi * mr, mb = ENG_MIN(mr, o->mg - row);
-            im->ukr(kc, c->wp + (pi * taps + k0) * mr, c->xb + q, c->off + k0, c->cw + row * o->nwide + q, o->nwide,
-                    mb, nb, k0 > 0);
+            const float *wpan = c->wp + (pi * taps + k0) * mr;
+            float *cp = c->cw + row * o->nwide + q;
+            if (fuse) {
+              eng_gemm_epi_t e = {c->bias ? c->bias + row : NULL, NULL, c->act};
+              im->ukr_epi(kc, wpan, c->xb + q, c->off + k0, cp, o->nwide, mb, nb, k0 > 0, &e);
+            } else {
+              im->ukr(kc, wpan, c->xb + q, c->off + k0, cp, o->nwide, mb, nb, k0 > 0);
+            }
           }
         }
       }
