@@ -223,6 +223,13 @@ cdef eng_status_t _gemm_small(const float *a, size_t lda, const float *b, size_t
                               size_t m, size_t n, size_t k, float beta, const float *bias, int act,
                               float p0=0.0, float p1=0.0, int trans_a=0) noexcept nogil:
     cdef eng_gemm_args_t g
+    _fill_small(&g, a, lda, b, ldb, c, ldc, m, n, k, beta, bias, act, p0, p1, trans_a)
+    return eng_gemm_f32(&g)
+
+
+cdef void _fill_small(eng_gemm_args_t *g, const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc,
+                      size_t m, size_t n, size_t k, float beta, const float *bias, int act,
+                      float p0, float p1, int trans_a) noexcept nogil:
     g.m = m
     g.n = n
     g.k = k
@@ -241,7 +248,6 @@ cdef eng_status_t _gemm_small(const float *a, size_t lda, const float *b, size_t
     g.act.kind = act
     g.act.p0 = p0
     g.act.p1 = p1
-    return eng_gemm_f32(&g)
 
 
 def gru_steps_f32(cnp.ndarray xw, cnp.ndarray y, cnp.ndarray ra, cnp.ndarray rb, cnp.ndarray h0, rb_h,
@@ -373,6 +379,24 @@ cdef class ReshapeStep:
 
 
 # ------------------------------------------------------------------------------------------ MatMul
+cdef extern from "eng/eng_runtime.h" nogil:
+    ctypedef struct eng_gemm_packed_b_t:
+        const float *data
+        size_t k, n
+        unsigned nr
+        size_t kc
+    size_t eng_gemm_packed_b_floats(const eng_kernels_t *kt, size_t k, size_t n)
+    eng_status_t eng_gemm_pack_b_f32(const eng_kernels_t *kt, size_t k, size_t n, const float *b, size_t ldb,
+                                     int trans_b, float *dst, size_t dst_floats, eng_gemm_packed_b_t *out)
+    eng_status_t eng_gemm_prepacked_f32(const eng_gemm_args_t *args, const eng_gemm_packed_b_t *pb)
+
+# Products with at least this many rows take w pre-packed in the GEMM's panel layout (packed on the first such call,
+# kept with the step): packing a (K, N) weight costs about as much as 2 * K * N flops of the product, 5-10% of a
+# transformer projection of 128 tokens, and it is a parallel region of its own. Fewer rows (a batch-1 linear layer)
+# go to the GEMV paths, which read w as it is, so nothing is packed for them.
+DEF PREPACK_MIN_ROWS = 16
+
+
 cdef class MatMulStep:
     """`MatMulStep(w, bias, act, p0, p1, fallback)`: `step(a, *constant inputs) -> (act(a @ w + bias),)` for a
     float32 `a` of rank >= 2 that is C-contiguous, or 2-D with a unit stride along one axis and a uniform stride
@@ -387,6 +411,8 @@ cdef class MatMulStep:
     cdef float p0, p1
     cdef object fallback
     cdef cnp.npy_intp K, N
+    cdef cnp.ndarray packed          # w in the GEMM's panel layout (None until a product of many rows)
+    cdef eng_gemm_packed_b_t pb
 
     def __init__(self, cnp.ndarray w, bias, int act, float p0, float p1, fallback):
         if cnp.PyArray_TYPE(w) != cnp.NPY_FLOAT32 or w.ndim != 2 or not cnp.PyArray_IS_C_CONTIGUOUS(w):
@@ -444,10 +470,31 @@ cdef class MatMulStep:
         if self.bias is not None:
             pb = <const float *>cnp.PyArray_DATA(<cnp.ndarray>self.bias)
         cdef eng_status_t s
-        with nogil:
-            s = _gemm_small(pa, lda, pw, N, py, N, rows, N, K, 0.0, pb, self.act, self.p0, self.p1, trans)
+        cdef eng_gemm_args_t g
+        if rows >= PREPACK_MIN_ROWS and N > 1:
+            if (self.packed is None or self.pb.nr != eng_active.gemm_f32.nr  # first use, or the ISA level changed
+                    or self.pb.kc != min(eng_active.gemm_f32.kc, <size_t>K)):
+                self._pack()
+            _fill_small(&g, pa, lda, pw, N, py, N, rows, N, K, 0.0, pb, self.act, self.p0, self.p1, trans)
+            with nogil:
+                s = eng_gemm_prepacked_f32(&g, &self.pb)
+        else:
+            with nogil:
+                s = _gemm_small(pa, lda, pw, N, py, N, rows, N, K, 0.0, pb, self.act, self.p0, self.p1, trans)
         _raise(s, "MatMul")
         return (Y,)
+
+    cdef _pack(self):
+        cdef size_t need = eng_gemm_packed_b_floats(&eng_active, self.K, self.N)
+        if need == <size_t>-1:
+            raise OverflowError(f"MatMul: a ({self.K}, {self.N}) weight is too large to pack")
+        cdef cnp.ndarray buf = np.empty(need, np.float32)
+        cdef eng_gemm_packed_b_t pb
+        cdef eng_status_t s = eng_gemm_pack_b_f32(&eng_active, self.K, self.N, <const float *>cnp.PyArray_DATA(self.w),
+                                                  self.N, 0, <float *>cnp.PyArray_DATA(buf), need, &pb)
+        _raise(s, "MatMul: packing the weight")
+        self.packed = buf
+        self.pb = pb
 
 
 # ------------------------------------------------------------------------------------------ ReduceMean

@@ -26,7 +26,11 @@ cdef extern from "eng/eng_kernels.h" nogil:
         unsigned mr, nr
         size_t kc
         eng_conv_ukr_f32_fn ukr
+    ctypedef struct eng_gemm_f32_impl_t:
+        unsigned mr, nr
+        size_t mc, kc, nc
     ctypedef struct eng_kernels_t:
+        const eng_gemm_f32_impl_t *gemm_f32
         const eng_conv_f32_impl_t *conv_f32
         eng_dot_f32_fn dot_f32
         eng_sqnorm_f32_fn sqnorm_f32

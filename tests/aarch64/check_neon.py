@@ -265,6 +265,17 @@ def matmul_cases(ck, rng):
     bm = rng.standard_normal((5, 1, 33)).astype(f)
     bn = rng.standard_normal((5, 33, 70)).astype(f)
     cmp("matmul batched gemv", engine.matmul(bm, bn), bm, bn)
+    # a constant weight in a model's MatMul (MatMulStep): pre-packed in this ISA's panel layout (nr 12 on NEON)
+    # once the product has >= 16 rows; K over two K blocks, N no multiple of nr, a column view of A
+    from engine._C import _kernels as _k
+
+    w = rng.standard_normal((300, 70)).astype(f)
+    step = _k.MatMulStep(w, None, 0, 0.0, 0.0, None)
+    for rows in (3, 16, 41):
+        x = rng.standard_normal((rows, 300)).astype(f)
+        cmp(f"MatMulStep prepacked rows={rows}", step(x)[0], x, w)
+    xt = rng.standard_normal((300, 20)).astype(f)
+    cmp("MatMulStep prepacked, transposed A", step(xt.T)[0], xt.T, w)
     out = np.full((9, 25), np.nan, f)
     r = engine.matmul(a, b, out=out)
     ck.check(r is out, "matmul out= returns out")

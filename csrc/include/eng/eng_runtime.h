@@ -59,6 +59,27 @@ eng_status_t eng_gemm_f32(const eng_gemm_args_t *args);
 /* Same with an explicit table (tests compare tables directly) and thread use (0 = serial). */
 eng_status_t eng_gemm_f32_with(const eng_kernels_t *kt, const eng_gemm_args_t *args, int parallel);
 
+/* B packed once (constant weights), in the panel layout of one table's GEMM micro-kernel: K blocks of kc rows,
+ * each holding round_up(n, nr) / nr panels of kc x nr floats, zero-padded. A table with another nr or kc cannot
+ * use it (eng_gemm_prepacked_f32 then packs B itself from args->b, as eng_gemm_f32 does). */
+typedef struct eng_gemm_packed_b {
+  const float *data;
+  size_t k, n;
+  unsigned nr;
+  size_t kc;
+} eng_gemm_packed_b_t;
+
+/* Floats needed to pack a k x n op(B) for table kt (0 if k or n is 0, SIZE_MAX on overflow). */
+size_t eng_gemm_packed_b_floats(const eng_kernels_t *kt, size_t k, size_t n);
+/* Packs op(B) (b stored k x n, or n x k when trans_b, row stride ldb) into dst (dst_floats floats, at least
+ * eng_gemm_packed_b_floats) and describes it in *out. */
+eng_status_t eng_gemm_pack_b_f32(const eng_kernels_t *kt, size_t k, size_t n, const float *b, size_t ldb, int trans_b,
+                                 float *dst, size_t dst_floats, eng_gemm_packed_b_t *out);
+/* eng_gemm_f32 with op(B) taken from pb when it fits the active table and the product needs a packed B (M > 1
+ * and N > 1); args->b (the same matrix, unpacked) is still required: the GEMV paths and a table of another tile
+ * read it. pb's k and n must equal args' k and n. */
+eng_status_t eng_gemm_prepacked_f32(const eng_gemm_args_t *args, const eng_gemm_packed_b_t *pb);
+
 /* A batch of GEMMs sharing sizes, strides and flags; element offsets per problem into a, b, c (and bias, a
  * per-problem offset array or NULL for one shared bias). Problems run in parallel when each is small. */
 eng_status_t eng_gemm_batch_f32(const eng_gemm_args_t *args, size_t batch, const int64_t *a_off, const int64_t *b_off,

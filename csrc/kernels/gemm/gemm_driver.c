@@ -256,8 +256,10 @@ static void gemm_tile_task(void *ctx, size_t t, size_t n_tasks) {
 /* Row blocks narrower than this lose the L1 reuse of each B panel across the tiles of a block. */
 #define MIN_TASK_ROWS 48
 
-/* The blocked algorithm: B packed once per column slab (in parallel), then blocks of C as tasks. */
-static eng_status_t gemm_blocked(const eng_kernels_t *kt, const eng_gemm_args_t *g, size_t threads) {
+/* The blocked algorithm: B packed once per column slab (in parallel), then blocks of C as tasks. With prepacked
+ * (the whole op(B) in this table's layout: one slab of all columns and all of K), there is no packing step. */
+static eng_status_t gemm_blocked(const eng_kernels_t *kt, const eng_gemm_args_t *g, size_t threads,
+                                 const float *prepacked) {
   const eng_gemm_f32_impl_t *im = kt->gemm_f32;
   const unsigned mr = im->mr, nr = im->nr;
   const size_t M = g->m, N = g->n, K = g->k;
@@ -265,13 +267,20 @@ static eng_status_t gemm_blocked(const eng_kernels_t *kt, const eng_gemm_args_t 
   c.kt = kt;
   c.g = g;
   c.kc_max = ENG_MIN(im->kc, K);
-  size_t slab = round_up(ENG_MAX((size_t)nr, B_PACK_MAX_FLOATS / K), nr);
-  if (slab > N) slab = round_up(N, nr);
-  size_t kslab = ENG_MAX(c.kc_max, B_PACK_MAX_FLOATS / slab / c.kc_max * c.kc_max);
-  if (kslab > K) kslab = K;
-  float *bp = ws_get(WS_B, kslab * slab); /* <= max(16 MiB, kc x nr) floats: no overflow */
-  if (!bp) return ENG_ERR_NOMEM;
-  c.bp = bp;
+  size_t slab, kslab;
+  if (prepacked) {
+    slab = round_up(N, nr);
+    kslab = K;
+    c.bp = (float *)prepacked; /* only read: no packing task runs */
+  } else {
+    slab = round_up(ENG_MAX((size_t)nr, B_PACK_MAX_FLOATS / K), nr);
+    if (slab > N) slab = round_up(N, nr);
+    kslab = ENG_MAX(c.kc_max, B_PACK_MAX_FLOATS / slab / c.kc_max * c.kc_max);
+    if (kslab > K) kslab = K;
+    float *bp = ws_get(WS_B, kslab * slab); /* <= max(16 MiB, kc x nr) floats: no overflow */
+    if (!bp) return ENG_ERR_NOMEM;
+    c.bp = bp;
+  }
   for (size_t jc = 0; jc < N; jc += slab) {
   for (size_t k0 = 0; k0 < K; k0 += kslab) { /* one slab of packed B per iteration (body not indented) */
     c.jc = jc;
@@ -285,7 +294,7 @@ static eng_status_t gemm_blocked(const eng_kernels_t *kt, const eng_gemm_args_t 
     size_t per_k = ENG_MIN(panels, (want + kblocks - 1) / kblocks);
     c.pack_chunk = (panels + per_k - 1) / per_k;
     c.pack_per_k = (panels + c.pack_chunk - 1) / c.pack_chunk;
-    size_t ptasks = kblocks * c.pack_per_k;
+    size_t ptasks = prepacked ? 0 : kblocks * c.pack_per_k;
     if (threads > 1 && ptasks > 1)
       eng_parallel_for(ptasks, pack_b_task, &c);
     else
@@ -430,7 +439,7 @@ static eng_status_t validate(const eng_gemm_args_t *g) {
   return ENG_OK;
 }
 
-eng_status_t eng_gemm_f32_with(const eng_kernels_t *kt, const eng_gemm_args_t *g, int parallel) {
+static eng_status_t gemm_run(const eng_kernels_t *kt, const eng_gemm_args_t *g, int parallel, const float *prepacked) {
   eng_status_t s = validate(g);
   if (s != ENG_OK) return s;
   size_t M = g->m, N = g->n, K = g->k;
@@ -446,10 +455,51 @@ eng_status_t eng_gemm_f32_with(const eng_kernels_t *kt, const eng_gemm_args_t *g
   size_t work = M * N; /* validated: no overflow */
   work = work > SIZE_MAX / K ? SIZE_MAX : work * K;
   if (work < PAR_MIN_WORK) threads = 1;
-  return gemm_blocked(kt, g, threads);
+  return gemm_blocked(kt, g, threads, prepacked);
+}
+
+eng_status_t eng_gemm_f32_with(const eng_kernels_t *kt, const eng_gemm_args_t *g, int parallel) {
+  return gemm_run(kt, g, parallel, NULL);
 }
 
 eng_status_t eng_gemm_f32(const eng_gemm_args_t *g) { return eng_gemm_f32_with(&eng_active, g, 1); }
+
+size_t eng_gemm_packed_b_floats(const eng_kernels_t *kt, size_t k, size_t n) {
+  if (!kt || !kt->gemm_f32 || k == 0 || n == 0) return 0;
+  size_t nr = kt->gemm_f32->nr, cols, total;
+  if (n > SIZE_MAX - nr) return SIZE_MAX;
+  cols = round_up(n, nr);
+  if (!eng_mul_size(k, cols, &total) || total > SIZE_MAX / sizeof(float)) return SIZE_MAX;
+  return total;
+}
+
+eng_status_t eng_gemm_pack_b_f32(const eng_kernels_t *kt, size_t k, size_t n, const float *b, size_t ldb, int trans_b,
+                                 float *dst, size_t dst_floats, eng_gemm_packed_b_t *out) {
+  if (!kt || !kt->gemm_f32 || !out || k == 0 || n == 0 || !b || !dst) return ENG_ERR_INVALID_ARG;
+  size_t need = eng_gemm_packed_b_floats(kt, k, n), tmp;
+  if (need == SIZE_MAX || !eng_mul_size(trans_b ? n : k, ldb, &tmp)) return ENG_ERR_OVERFLOW;
+  if (ldb < (trans_b ? k : n) || dst_floats < need) return ENG_ERR_INVALID_ARG;
+  const eng_gemm_f32_impl_t *im = kt->gemm_f32;
+  const size_t kc_max = ENG_MIN(im->kc, k), cols = round_up(n, im->nr);
+  for (size_t pc = 0; pc < k; pc += kc_max) { /* block pc holds its panels at dst + pc * cols (gemm_blocked) */
+    size_t kc = ENG_MIN(kc_max, k - pc);
+    pack_b(kc, n, trans_b ? b + pc : b + pc * ldb, ldb, trans_b, im->nr, dst + pc * cols);
+  }
+  out->data = dst;
+  out->k = k;
+  out->n = n;
+  out->nr = im->nr;
+  out->kc = kc_max;
+  return ENG_OK;
+}
+
+eng_status_t eng_gemm_prepacked_f32(const eng_gemm_args_t *g, const eng_gemm_packed_b_t *pb) {
+  if (!pb || !pb->data) return ENG_ERR_INVALID_ARG;
+  if (g && (pb->k != g->k || pb->n != g->n)) return ENG_ERR_INVALID_ARG;
+  const eng_gemm_f32_impl_t *im = eng_active.gemm_f32;
+  int fits = pb->nr == im->nr && pb->kc == ENG_MIN(im->kc, pb->k);
+  return gemm_run(&eng_active, g, 1, fits ? pb->data : NULL);
+}
 
 typedef struct batch_task {
   const eng_gemm_args_t *g;

@@ -1,0 +1,80 @@
+"""Constant MatMul weights pre-packed in the GEMM's panel layout (engine._C MatMulStep): products of at least 16 rows
+use the packed copy, made once and kept; fewer rows go to the GEMV paths on the weight as it is. Every ISA this
+machine runs, against float64 numpy; the packed copy follows an ISA change; bias and activation; A given as a
+transposed (column) view."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import engine
+from engine._C import _kernels as _k
+from engine.linalg import _activation
+from engine.testing import force_isa, rng
+
+
+def _ref(a, w, bias=None, act=None):
+    y = a.astype(np.float64) @ w.astype(np.float64)
+    if bias is not None:
+        y = y + bias
+    if act == "relu":
+        y = np.maximum(y, 0)
+    return y
+
+
+def _check(got, a, w, bias=None, act=None):
+    want = _ref(a, w, bias, act)
+    mag = np.abs(a.astype(np.float64)) @ np.abs(w.astype(np.float64)) + (0 if bias is None else np.abs(bias))
+    assert got.shape == want.shape and got.dtype == np.float32
+    assert (np.abs(got - want) <= 4 * (a.shape[-1] + 2) * 2.0 ** -24 * mag + 1e-30).all()
+
+
+@pytest.mark.parametrize("isa", engine._C._kernels.supported_isas())
+@pytest.mark.parametrize("k,n", [(300, 70), (17, 16), (513, 33), (64, 1)])
+def test_prepacked_products(isa, k, n):
+    g = rng("prepack", isa, k, n)
+    w = g.standard_normal((k, n), dtype=np.float32)
+    bias = g.standard_normal(n, dtype=np.float32)
+    with force_isa(isa):
+        plain = _k.MatMulStep(w, None, 0, 0.0, 0.0, None)
+        fused = _k.MatMulStep(w, bias, *_activation("relu"), None)
+        for rows in (1, 15, 16, 37, 200):
+            a = g.standard_normal((rows, k), dtype=np.float32)
+            _check(plain(a)[0], a, w)
+            _check(fused(a)[0], a, w, bias, "relu")
+            a3 = g.standard_normal((2, rows, k), dtype=np.float32)  # rank 3: rows of both batches
+            _check(plain(a3)[0], a3, w)
+        at = g.standard_normal((k, 40), dtype=np.float32)
+        _check(plain(at.T)[0], at.T, w)
+
+
+def test_packed_copy_follows_the_isa():
+    """A step packed under one ISA level and then called under another gives the right answer at both (it repacks
+    for the other tile), and going back works too."""
+    isas = engine._C._kernels.supported_isas()
+    g = rng("prepack-isa")
+    w = g.standard_normal((260, 50), dtype=np.float32)
+    step = _k.MatMulStep(w, None, 0, 0.0, 0.0, None)
+    a = g.standard_normal((64, 260), dtype=np.float32)
+    for isa in list(isas) + list(reversed(isas)):
+        with force_isa(isa):
+            _check(step(a)[0], a, w)
+
+
+def test_session_transformer_projection_uses_the_packed_copy():
+    """A model's MatMul by a constant weight, 128 rows: the result matches numpy at every call (the packed copy is
+    reused, not rebuilt from a stale buffer)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = rng("prepack-model")
+    w = g.standard_normal((96, 80), dtype=np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 128, 96])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    sess = engine.Session(model)
+    for _ in range(3):
+        x = g.standard_normal((1, 128, 96), dtype=np.float32)
+        _check(sess.run({"x": x})["y"], x, w)
