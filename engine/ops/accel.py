@@ -6,7 +6,7 @@ the numpy implementation unchanged.
 
 - Conv / engine::FusedConv (1-D and 2-D, float32, constant W): depthwise convolutions on the direct C kernel with
   bias and activation fused; 3x3 stride-1 layers with enough channels on Winograd F(4x4, 3x3); every other one
-  (any group count) on the implicit-GEMM kernel (`kernels.conv2d`: no im2col, weights packed once here) with the
+  (any group count) on the implicit-GEMM kernel (`kernels.conv2d`: no im2col, weights packed at build) with the
   bias, FusedConv's residual input and the activation in its epilogue. A 1-D convolution is a 2-D one of height 1.
 - MaxPool / AveragePool (2-D) and GlobalAveragePool / GlobalMaxPool on the C pooling kernels.
 - Softmax / LogSoftmax and LayerNormalization on their row kernels.
@@ -100,10 +100,28 @@ def _winograd_enabled() -> bool:
     return os.environ.get("ENGINE_CONV_WINOGRAD", "1") != "0"
 
 
+def _static_out_pixels(ctx: NodeCtx, rank: int, k: tuple, s: tuple, d: tuple, p: tuple, auto_pad) -> int | None:
+    """Output pixels (oh * ow) of a Conv whose input height and width the model fixes, else None."""
+    from engine.ops.nn import _conv_geometry
+
+    t = ctx.in_type(0)
+    if t is None or t.shape is None or len(t.shape) != rank:
+        return None
+    sp = t.shape[2:]
+    if not all(isinstance(v, int) and v > 0 for v in sp):
+        return None
+    try:
+        out, _, _ = _conv_geometry(tuple(sp), k, s, d, p, auto_pad, "Conv")
+    except ValueError:  # the run raises it (numpy path)
+        return None
+    return int(np.prod(out))
+
+
 def _conv_fast(ctx: NodeCtx, base, act):
     """The C path of a 1-D or 2-D float32 Conv with constant weights (and bias): depthwise convolutions on the
     direct kernel; 3x3 stride-1 layers with enough channels and pixels on Winograd F(4x4, 3x3); every other one on
-    the implicit-GEMM kernel with the weights packed here, once. A 1-D convolution runs as a 2-D one of height 1.
+    the implicit-GEMM kernel. The weights are packed (or Winograd-transformed) here, once, when the session is built.
+    A 1-D convolution runs as a 2-D one of height 1.
     A 4th input (engine::FusedConv's residual Z) is added before the activation (in the implicit GEMM's epilogue)."""
     from engine.ops.nn import _conv_geometry  # the exact ONNX output-size formulas, shared with the numpy path
 
@@ -134,11 +152,22 @@ def _conv_fast(ctx: NodeCtx, base, act):
     packed = None if depthwise else K.ConvWeights(np.ascontiguousarray(w), group)
     wino = (not depthwise and not one_d and group == 1 and (kh, kw) == (3, 3) and s == (1, 1) and d == (1, 1)
             and min(m, cg) >= WINOGRAD_MIN_CHANNELS and _winograd_enabled())
-    wino_u = [None]
-    residual = ctx.has_input(3)
-    kind, p0, p1 = _activation(act) if act is not None else (0, 0.0, 0.0)
     ctx_k = (kw,) if one_d else (kh, kw)
     rank = 3 if one_d else 4
+    # The weights are packed / transformed here, when the session is built, never on a run. Winograd or the implicit
+    # GEMM is chosen per input shape (output pixels): with the input's height and width known from the model, only
+    # the path they take is prepared (the 3x3 layers of a ResNet need no GEMM packing); with them unknown, both.
+    # `packed.w` is the original w, not a copy when the constant is contiguous float32 (it is the session's constant):
+    # it stays, for ConvWeights to repack from when the ISA level and so the tile change (tests), and the numpy
+    # fallback (base_run) gets the session's w as its input anyway.
+    out_px = _static_out_pixels(ctx, rank, ctx_k, s, d, p, auto_pad)
+    wino_u = [None]
+    if wino and (out_px is None or out_px >= WINOGRAD_MIN_PIXELS):
+        wino_u[0] = K.winograd_weights(packed.w)
+    if packed is not None and not (wino and out_px is not None and out_px >= WINOGRAD_MIN_PIXELS):
+        packed.packed()
+    residual = ctx.has_input(3)
+    kind, p0, p1 = _activation(act) if act is not None else (0, 0.0, 0.0)
     # Per input shape: how to call the kernel. The bindings are called directly (kernels.conv2d & co. re-check
     # every argument, ~30 us a call, more than a small convolution takes); their own checks still guard memory.
     plans: dict = {}
@@ -176,7 +205,7 @@ def _conv_fast(ctx: NodeCtx, base, act):
         if y.size == 0:
             return (y,)
         if how == "gemm":
-            wp, mr = packed.packed()
+            wp, mr = packed.packed()  # packed at build; repacked only if the ISA level changed since (tests)
             _k.conv2d_f32(geo, x, wp, mr, bias, z, y, kind, p0, p1)
             return (y,)
         post = z is not None and kind != 0  # the residual comes before the activation: apply it after
@@ -184,7 +213,7 @@ def _conv_fast(ctx: NodeCtx, base, act):
         if how == "dw":
             _k.dwconv2d_f32(x, wd, bias, y, n * m, m, geo, k_, q0, q1)
         else:
-            if wino_u[0] is None:
+            if wino_u[0] is None:  # only if the inferred input shape was wrong: prepared at build otherwise
                 wino_u[0] = K.winograd_weights(packed.w)
             _k.wino_conv_f32(x, wino_u[0], bias, y, n, cg, h, w_, m, geo, k_, q0, q1)
         if z is not None:

@@ -139,3 +139,104 @@ def test_depthwise_residual_relu_fused(calls):
     got, want = _run_both(model, {"x": x, "z": z})
     _close(got, want, rtol=1e-5, atol=1e-5)
     assert calls["depthwise"] == 1 and calls["conv2d"] == 0, calls
+
+
+# ------------------------------------------------------------------------------ weights prepared at build
+@pytest.fixture
+def prep(monkeypatch):
+    """Counts the weight preparations: implicit-GEMM packing, Winograd's filter transform and ConvTranspose's
+    rearrangement for its GEMM."""
+    from engine._C import _kernels as _k
+    from engine.ops import accel_convt
+
+    seen = {"pack": 0, "wino": 0, "convt": 0}
+    for mod, name, key in ((_k, "conv2d_pack_f32", "pack"), (_k, "wino_weights_f32", "wino"),
+                           (accel_convt, "convt_weights", "convt")):
+        orig = getattr(mod, name)
+
+        def spy(*a, _orig=orig, _key=key, **kw):
+            seen[_key] += 1
+            return _orig(*a, **kw)
+        monkeypatch.setattr(mod, name, spy)
+    return seen
+
+
+def _conv_stack(hw):
+    """x (1, 40, hw, hw) -> 3x3 Conv 40->36 (Winograd on a 16x16 map) -> 3x3 stride-2 Conv 36->24 (implicit GEMM)
+    -> depthwise 3x3 -> ConvTranspose 24->8 (k 2, stride 2). `hw` an int: a static input; a str: symbolic H and W."""
+    ws = {"w1": rnd(36, 40, 3, 3) / np.sqrt(360), "w2": rnd(24, 36, 3, 3) / np.sqrt(324), "w3": rnd(24, 1, 3, 3),
+          "w4": rnd(24, 8, 2, 2)}
+    inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in ws.items()]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["a", "w2"], ["b"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("Conv", ["b", "w3"], ["c"], pads=[1, 1, 1, 1], group=24),
+             helper.make_node("ConvTranspose", ["c", "w4"], ["y"], strides=[2, 2])]
+    ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 40, hw, hw])]
+    graph = helper.make_graph(nodes, "g", ins, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def _check_runs(model, sess, sizes, prep, tol_scale=1.0):
+    """Runs `sess` twice per input size: results as the reference's, and not one weight preparation."""
+    from onnx.reference import ReferenceEvaluator
+
+    built = dict(prep)
+    for hw in sizes:
+        x = rnd(1, 40, hw, hw)
+        want = ReferenceEvaluator(model).run(None, {"x": x})
+        for _ in range(2):
+            got = sess.run(None, {"x": x})
+            # Winograd's transforms cost accuracy: ~1e-5 of the output scale (kernels.conv2d_winograd)
+            _close(got, want, rtol=1e-4, atol=1e-4 * tol_scale * float(np.abs(want[0]).max()))
+    assert prep == built, f"weights prepared during Session.run: {prep} after building {built}"
+
+
+def test_weights_prepared_at_build_static_shape(calls, prep):
+    """With the input size fixed by the model, the session prepares each layer's weights for the path it will take
+    (the Winograd layer needs no GEMM packing) while it is built; runs prepare nothing."""
+    model = _conv_stack(16)
+    sess = engine.Session(model)
+    assert prep == {"pack": 1, "wino": 1, "convt": 1}, prep
+    _check_runs(model, sess, [16], prep)
+    assert calls["winograd"] == 2 and calls["conv2d"] == 2 and calls["depthwise"] == 2, calls
+
+
+def test_weights_prepared_at_build_dynamic_shape(calls, prep):
+    """With H and W symbolic, the Winograd-eligible layer gets both its transform and its GEMM packing at build: a
+    16x16 input takes Winograd, an 8x8 one (8x8 outputs: too few pixels) the implicit GEMM, and neither run packs."""
+    model = _conv_stack("hw")
+    sess = engine.Session(model)
+    assert prep == {"pack": 2, "wino": 1, "convt": 1}, prep
+    _check_runs(model, sess, [16, 8], prep)
+    assert calls["winograd"] == 2 and calls["conv2d"] == 2 + 4, calls
+
+
+def test_isa_change_repacks_gemm_weights(prep):
+    """The packed layout depends on the micro-kernel's tile: after an ISA switch (a test hook) the GEMM weights are
+    repacked once, on the next run, and the results stay right."""
+    from engine._C import _kernels as _k
+    from engine.testing import force_isa
+
+    tiles = {}
+    for isa in _k.supported_isas():
+        with force_isa(isa):
+            tiles[isa] = _k.conv_tile()[0]
+    if len(set(tiles.values())) < 2:
+        pytest.skip(f"every ISA level this CPU runs has the same conv tile: {tiles}")
+    isa_a, isa_b = next((a, b) for a in tiles for b in tiles if tiles[a] != tiles[b])
+    model = _conv_stack(16)
+    with force_isa(isa_a):
+        sess = engine.Session(model)
+    n_pack = prep["pack"]
+    with force_isa(isa_b):
+        x = rnd(1, 40, 16, 16)
+        got = sess.run(None, {"x": x})
+        assert prep["pack"] == n_pack + 1, prep
+        sess.run(None, {"x": x})
+        assert prep["pack"] == n_pack + 1, prep
+    from onnx.reference import ReferenceEvaluator
+
+    want = ReferenceEvaluator(model).run(None, {"x": x})
+    _close(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want[0]).max()))
