@@ -44,9 +44,7 @@ static void ukr_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, const float *x
       : [a] "+r"(a), [off] "+r"(off), [k4] "+r"(k4), [k1] "+r"(k1), [o] "=&r"(o)
       : [t] "r"(t), [x] "r"(x)
       : ASM_CLOBBERS);
-  __m256 acc[MR][2];
-  for (int i = 0; i < MR; i++) acc[i][0] = _mm256_load_ps(t + i * NR), acc[i][1] = _mm256_load_ps(t + i * NR + 8);
-  store_tile_avx2(c, ldc, m, n, 1.0f, accumulate ? 1.0f : 0.0f, acc);
+  store_tile_mem_avx2(c, ldc, m, n, 1.0f, accumulate ? 1.0f : 0.0f, t);
 }
 #else
 static void ukr_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, const float *x, const int64_t *off,

@@ -77,9 +77,7 @@ static void ukr_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, const float *E
       : [a] "+r"(a), [b] "+r"(b), [k4] "+r"(k4), [k1] "+r"(k1)
       : [t] "r"(t)
       : ASM_CLOBBERS);
-  __m256 acc[MR][2];
-  for (int i = 0; i < MR; i++) acc[i][0] = _mm256_load_ps(t + i * NR), acc[i][1] = _mm256_load_ps(t + i * NR + 8);
-  store_tile_avx2(c, ldc, m, n, alpha, beta, acc);
+  store_tile_mem_avx2(c, ldc, m, n, alpha, beta, t);
 }
 #else
 static void ukr_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b, float *ENG_RESTRICT c,
@@ -151,9 +149,7 @@ static void ukr_arow_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, size_t ld
         : [a] "+r"(a), [a3] "+r"(a3), [b] "+r"(b), [k4] "+r"(k4), [k1] "+r"(k1)
         : [t] "r"(t), [lda] "r"(ldab)
         : ASM_CLOBBERS);
-    __m256 acc[MR][2];
-    for (int i = 0; i < MR; i++) acc[i][0] = _mm256_load_ps(t + i * NR), acc[i][1] = _mm256_load_ps(t + i * NR + 8);
-    store_tile_avx2(c, ldc, m, n, alpha, beta, acc);
+    store_tile_mem_avx2(c, ldc, m, n, alpha, beta, t);
     return;
   }
 #endif

@@ -1,6 +1,7 @@
 /* tile_6x16_avx2.h: the 6x16 register tile shared by the AVX2 GEMM (gemm_avx2.c) and convolution (conv_avx2.c)
- * micro-kernels: storing the tile, and the inline-assembly pieces of their k loops (ymm0-11 hold the tile, row i in
- * ymm{2i, 2i+1}; ymm12-13 the B row; ymm14-15 alternate broadcasts of A). Include only from *_avx2.c files. */
+ * micro-kernels: storing the tile (from registers, or from the buffer the assembly loops store it to), and the
+ * inline-assembly pieces of their k loops (ymm0-11 hold the tile, row i in ymm{2i, 2i+1}; ymm12-13 the B row;
+ * ymm14-15 alternate broadcasts of A). Include only from *_avx2.c files. */
 #ifndef ENG_TILE_6X16_AVX2_H
 #define ENG_TILE_6X16_AVX2_H
 
@@ -40,6 +41,15 @@ static inline void store_tile_avx2(float *ENG_RESTRICT c, size_t ldc, size_t m, 
     _mm256_maskstore_ps(cr, k0, r0);
     _mm256_maskstore_ps(cr + 8, k1, r1);
   }
+}
+
+/* The same store for a tile the inline-assembly k loops left in memory (ASM_STORE_ACC: row i at t + i * NR,
+ * t 32-byte aligned): reloads it into registers and calls store_tile_avx2. */
+static inline void store_tile_mem_avx2(float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta,
+                                       const float *ENG_RESTRICT t) {
+  __m256 acc[MR][2];
+  for (int i = 0; i < MR; i++) acc[i][0] = _mm256_load_ps(t + i * NR), acc[i][1] = _mm256_load_ps(t + i * NR + 8);
+  store_tile_avx2(c, ldc, m, n, alpha, beta, acc);
 }
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(ENG_NO_ASM)
