@@ -52,20 +52,25 @@ def test_conv1d_runs_as_2d(calls, k, s, p, d, g, auto_pad):
     assert calls["conv2d"] + calls["depthwise"] == 1, calls
 
 
-def _conv_add_relu(c, m, hw, residual=True):
-    x = rnd(1, c, hw, hw)
-    w = (rnd(m, c, 3, 3) / np.sqrt(9 * c)).astype(np.float32)
-    b = rnd(m)
+def _conv_add_relu(x_shape, w_shape, pads, group=1, residual=True, z_first=False):
+    """Conv (stride 1, W and B initializers, W scaled by 1/sqrt(fan-in)) [+ Add of a graph input Z] + Relu on an
+    input X of `x_shape` (1-D or 2-D by the rank of `w_shape`). z_first: the Add is Z + conv, not conv + Z.
+    Returns (model, feeds)."""
+    x = rnd(*x_shape)
+    w = (rnd(*w_shape) / np.sqrt(np.prod(w_shape[1:]))).astype(np.float32)
+    b = rnd(w_shape[0])
+    nsp = len(w_shape) - 2
+    out_sp = [x_shape[2 + i] + pads[i] + pads[i + nsp] - w_shape[2 + i] + 1 for i in range(nsp)]
     inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")]
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1])]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=list(pads), group=group)]
     ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)]
     feeds = {"x": x}
     last = "c"
     if residual:
-        z = rnd(1, m, hw, hw)
+        z = rnd(x_shape[0], w_shape[0], *out_sp)
         ins.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, z.shape))
         feeds["z"] = z
-        nodes.append(helper.make_node("Add", ["c", "z"], ["a"]))
+        nodes.append(helper.make_node("Add", ["z", "c"] if z_first else ["c", "z"], ["a"]))
         last = "a"
     nodes.append(helper.make_node("Relu", [last], ["y"]))
     graph = helper.make_graph(nodes, "g", ins, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
@@ -76,7 +81,7 @@ def _conv_add_relu(c, m, hw, residual=True):
 
 @pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
 def test_winograd_path_and_switch(calls, monkeypatch, residual):
-    model, feeds = _conv_add_relu(40, 36, 16, residual)
+    model, feeds = _conv_add_relu((1, 40, 16, 16), (36, 40, 3, 3), (1, 1, 1, 1), residual=residual)
     got, want = _run_both(model, feeds)
     # Winograd's transforms cost accuracy: ~1e-5 of the output scale (kernels.conv2d_winograd)
     _close(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want[0]).max()))
@@ -89,7 +94,7 @@ def test_winograd_path_and_switch(calls, monkeypatch, residual):
 
 @pytest.mark.parametrize("c,m,hw", [(16, 40, 16), (40, 36, 7)], ids=["few_channels", "small_map"])
 def test_winograd_not_where_it_loses(calls, c, m, hw):
-    model, feeds = _conv_add_relu(c, m, hw)
+    model, feeds = _conv_add_relu((1, c, hw, hw), (m, c, 3, 3), (1, 1, 1, 1))
     got, want = _run_both(model, feeds)
     _close(got, want, rtol=1e-5, atol=1e-5)
     assert calls["winograd"] == 0 and calls["conv2d"] == 1, calls
@@ -108,35 +113,19 @@ def test_conv3d_and_float64_stay_on_numpy(calls):
 def test_conv1d_residual_relu_fused(calls):
     """Conv1d + Add + Relu (an audio residual block) becomes one FusedConv whose residual and activation are applied
     by the height-1 2-D kernel."""
-    x, w, b, z = rnd(2, 6, 41), rnd(8, 6, 3), rnd(8), rnd(2, 8, 41)
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1]), helper.make_node("Add", ["c", "z"], ["a"]),
-             helper.make_node("Relu", ["a"], ["y"])]
-    ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape),
-           helper.make_tensor_value_info("z", TensorProto.FLOAT, z.shape)]
-    graph = helper.make_graph(nodes, "g", ins, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
+    model, feeds = _conv_add_relu((2, 6, 41), (8, 6, 3), (1, 1))
     sess = engine.Session(model)
     assert [st.node.op_type for st in sess._plan.steps] == ["FusedConv"]
-    got, want = _run_both(model, {"x": x, "z": z})
+    got, want = _run_both(model, feeds)
     _close(got, want, rtol=1e-5, atol=1e-5)
     assert calls["conv2d"] >= 1
 
 
 def test_depthwise_residual_relu_fused(calls):
     """A depthwise Conv + Add + Relu: the direct kernel, then the residual, then the activation (in that order)."""
-    x, w, b, z = rnd(1, 12, 9, 11), rnd(12, 1, 3, 3), rnd(12), rnd(1, 12, 9, 11)
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], group=12),
-             helper.make_node("Add", ["z", "c"], ["a"]), helper.make_node("Relu", ["a"], ["y"])]
-    ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape),
-           helper.make_tensor_value_info("z", TensorProto.FLOAT, z.shape)]
-    graph = helper.make_graph(nodes, "g", ins, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
+    model, feeds = _conv_add_relu((1, 12, 9, 11), (12, 1, 3, 3), (1, 1, 1, 1), group=12, z_first=True)
     assert [st.node.op_type for st in engine.Session(model)._plan.steps] == ["FusedConv"]
-    got, want = _run_both(model, {"x": x, "z": z})
+    got, want = _run_both(model, feeds)
     _close(got, want, rtol=1e-5, atol=1e-5)
     assert calls["depthwise"] == 1 and calls["conv2d"] == 0, calls
 
