@@ -100,6 +100,11 @@ def _winograd_enabled() -> bool:
     return os.environ.get("ENGINE_CONV_WINOGRAD", "1") != "0"
 
 
+# (id(W constant), group) -> (W, ConvWeights, [Winograd weights]) of the Conv being built, for the accelerated Conv
+# that its numpy fallback builds on the same W (a FusedConv's); an entry lives only during that nested build.
+_PREPARING: dict = {}
+
+
 def _static_out_pixels(ctx: NodeCtx, rank: int, k: tuple, s: tuple, d: tuple, p: tuple, auto_pad) -> int | None:
     """Output pixels (oh * ow) of a Conv whose input height and width the model fixes, else None."""
     from engine.ops.nn import _conv_geometry
@@ -125,7 +130,7 @@ def _conv_fast(ctx: NodeCtx, base, act):
     A 4th input (engine::FusedConv's residual Z) is added before the activation (in the implicit GEMM's epilogue)."""
     from engine.ops.nn import _conv_geometry  # the exact ONNX output-size formulas, shared with the numpy path
 
-    w = ctx.const(1)
+    w = w_onnx = ctx.const(1)
     b = ctx.const(2)
     if w is None or w.dtype != F32 or w.ndim not in (3, 4) or (ctx.has_input(2) and b is None):
         return None
@@ -149,7 +154,6 @@ def _conv_fast(ctx: NodeCtx, base, act):
         return None
     depthwise = group > 1 and cg == 1 and m == group
     wd = np.ascontiguousarray(w) if depthwise else None
-    packed = None if depthwise else K.ConvWeights(np.ascontiguousarray(w), group)
     wino = (not depthwise and not one_d and group == 1 and (kh, kw) == (3, 3) and s == (1, 1) and d == (1, 1)
             and min(m, cg) >= WINOGRAD_MIN_CHANNELS and _winograd_enabled())
     ctx_k = (kw,) if one_d else (kh, kw)
@@ -160,12 +164,21 @@ def _conv_fast(ctx: NodeCtx, base, act):
     # `packed.w` is the original w, not a copy when the constant is contiguous float32 (it is the session's constant):
     # it stays, for ConvWeights to repack from when the ISA level and so the tile change (tests), and the numpy
     # fallback (base_run) gets the session's w as its input anyway.
-    out_px = _static_out_pixels(ctx, rank, ctx_k, s, d, p, auto_pad)
-    wino_u = [None]
-    if wino and (out_px is None or out_px >= WINOGRAD_MIN_PIXELS):
-        wino_u[0] = K.winograd_weights(packed.w)
-    if packed is not None and not (wino and out_px is not None and out_px >= WINOGRAD_MIN_PIXELS):
-        packed.packed()
+    # A FusedConv's numpy fallback (base_run below) runs this same accelerated Conv on the same w: while it is built it
+    # takes the weights prepared here (_PREPARING) instead of a second packed copy of every fused layer.
+    key = (id(w_onnx), group)
+    shared = _PREPARING.get(key)
+    if shared is not None and shared[0] is w_onnx and not depthwise:
+        packed, wino_u = shared[1], shared[2]
+    else:
+        shared = None
+        packed = None if depthwise else K.ConvWeights(np.ascontiguousarray(w), group)
+        out_px = _static_out_pixels(ctx, rank, ctx_k, s, d, p, auto_pad)
+        wino_u = [None]
+        if wino and (out_px is None or out_px >= WINOGRAD_MIN_PIXELS):
+            wino_u[0] = K.winograd_weights(packed.w)
+        if packed is not None and not (wino and out_px is not None and out_px >= WINOGRAD_MIN_PIXELS):
+            packed.packed()
     residual = ctx.has_input(3)
     kind, p0, p1 = _activation(act) if act is not None else (0, 0.0, 0.0)
     # Per input shape: how to call the kernel. The bindings are called directly (kernels.conv2d & co. re-check
@@ -222,7 +235,13 @@ def _conv_fast(ctx: NodeCtx, base, act):
                 _k.act_f32(y, y, kind, p0, p1)
         return (y,)
 
-    base_run = base(ctx)
+    if shared is None and packed is not None:
+        _PREPARING[key] = (w_onnx, packed, wino_u)
+    try:
+        base_run = base(ctx)
+    finally:
+        if shared is None:
+            _PREPARING.pop(key, None)
     return run
 
 

@@ -151,13 +151,15 @@ def prep(monkeypatch):
 
 
 def _conv_stack(hw):
-    """x (1, 40, hw, hw) -> 3x3 Conv 40->36 (Winograd on a 16x16 map) -> 3x3 stride-2 Conv 36->24 (implicit GEMM)
-    -> depthwise 3x3 -> ConvTranspose 24->8 (k 2, stride 2). `hw` an int: a static input; a str: symbolic H and W."""
+    """x (1, 40, hw, hw) -> 3x3 Conv 40->36 + Relu (Winograd on a 16x16 map) -> 3x3 stride-2 Conv 36->24 + Relu
+    (implicit GEMM) -> depthwise 3x3 -> ConvTranspose 24->8 (k 2, stride 2). `hw` an int: a static input; a str:
+    symbolic H and W. The first two become FusedConvs, whose numpy fallback holds an accelerated Conv of its own."""
     ws = {"w1": rnd(36, 40, 3, 3) / np.sqrt(360), "w2": rnd(24, 36, 3, 3) / np.sqrt(324), "w3": rnd(24, 1, 3, 3),
           "w4": rnd(24, 8, 2, 2)}
     inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in ws.items()]
-    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
-             helper.make_node("Conv", ["a", "w2"], ["b"], pads=[1, 1, 1, 1], strides=[2, 2]),
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a0"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["a0"], ["a"]),
+             helper.make_node("Conv", ["a", "w2"], ["b0"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("Relu", ["b0"], ["b"]),
              helper.make_node("Conv", ["b", "w3"], ["c"], pads=[1, 1, 1, 1], group=24),
              helper.make_node("ConvTranspose", ["c", "w4"], ["y"], strides=[2, 2])]
     ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 40, hw, hw])]
@@ -187,6 +189,7 @@ def test_weights_prepared_at_build_static_shape(calls, prep):
     (the Winograd layer needs no GEMM packing) while it is built; runs prepare nothing."""
     model = _conv_stack(16)
     sess = engine.Session(model)
+    assert [st.node.op_type for st in sess._plan.steps] == ["FusedConv", "FusedConv", "Conv", "ConvTranspose"]
     assert prep == {"pack": 1, "wino": 1, "convt": 1}, prep
     _check_runs(model, sess, [16], prep)
     assert calls["winograd"] == 2 and calls["conv2d"] == 2 and calls["depthwise"] == 2, calls
