@@ -17,8 +17,9 @@ def calls(monkeypatch):
     """Counts the kernel bindings the Conv ops reach."""
     from engine._C import _kernels as _k
 
-    seen = {"conv2d": 0, "winograd": 0, "depthwise": 0}
-    for name, key in (("conv2d_f32", "conv2d"), ("wino_conv_f32", "winograd"), ("dwconv2d_f32", "depthwise")):
+    seen = {"conv2d": 0, "winograd": 0, "depthwise": 0, "gemm": 0}
+    for name, key in (("conv2d_f32", "conv2d"), ("wino_conv_f32", "winograd"), ("dwconv2d_f32", "depthwise"),
+                      ("gemm", "gemm")):
         orig = getattr(_k, name)
 
         def spy(*a, _orig=orig, _key=key, **kw):
@@ -49,7 +50,10 @@ def test_conv1d_runs_as_2d(calls, k, s, p, d, g, auto_pad):
     m_, feeds = _model("Conv", [x, w, b], consts=(1, 2), **attrs)
     got, want = _run_both(m_, feeds)
     _close(got, want)
-    assert calls["conv2d"] + calls["depthwise"] == 1, calls
+    if (k, s, g) == (1, 1, 1):  # a 1x1 stride-1 layer: the pointwise GEMM, one call per image
+        assert calls["gemm"] == x.shape[0] and calls["conv2d"] + calls["depthwise"] == 0, calls
+    else:
+        assert calls["conv2d"] + calls["depthwise"] == 1, calls
 
 
 def _conv_add_relu(x_shape, w_shape, pads, group=1, residual=True, z_first=False):
@@ -107,7 +111,8 @@ def test_conv3d_and_float64_stay_on_numpy(calls):
     m_, feeds = _model("Conv", [rnd(1, 2, 7, dtype=np.float64), rnd(3, 2, 3, dtype=np.float64)], consts=(1,))
     got, want = _run_both(m_, feeds)
     _close(got, want, rtol=1e-12, atol=1e-12)
-    assert calls == {"conv2d": 0, "winograd": 0, "depthwise": 0}
+    # (the im2col path of the 3-D case may reach the plain GEMM binding: that is the fallback)
+    assert (calls["conv2d"], calls["winograd"], calls["depthwise"]) == (0, 0, 0), calls
 
 
 def test_conv1d_residual_relu_fused(calls):
@@ -152,15 +157,17 @@ def prep(monkeypatch):
 
 def _conv_stack(hw):
     """x (1, 40, hw, hw) -> 3x3 Conv 40->36 + Relu (Winograd on a 16x16 map) -> 3x3 stride-2 Conv 36->24 + Relu
-    (implicit GEMM) -> depthwise 3x3 -> ConvTranspose 24->8 (k 2, stride 2). `hw` an int: a static input; a str:
-    symbolic H and W. The first two become FusedConvs, whose numpy fallback holds an accelerated Conv of its own."""
+    (implicit GEMM) -> depthwise 3x3 -> 1x1 Conv 24->24 (pointwise GEMM on small maps) -> ConvTranspose 24->8 (k 2,
+    stride 2). `hw` an int: a static input; a str: symbolic H and W. The first two become FusedConvs, whose numpy
+    fallback holds an accelerated Conv of its own."""
     ws = {"w1": rnd(36, 40, 3, 3) / np.sqrt(360), "w2": rnd(24, 36, 3, 3) / np.sqrt(324), "w3": rnd(24, 1, 3, 3),
-          "w4": rnd(24, 8, 2, 2)}
+          "w5": rnd(24, 24, 1, 1) / np.sqrt(24), "w4": rnd(24, 8, 2, 2)}
     inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in ws.items()]
     nodes = [helper.make_node("Conv", ["x", "w1"], ["a0"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["a0"], ["a"]),
              helper.make_node("Conv", ["a", "w2"], ["b0"], pads=[1, 1, 1, 1], strides=[2, 2]),
              helper.make_node("Relu", ["b0"], ["b"]),
-             helper.make_node("Conv", ["b", "w3"], ["c"], pads=[1, 1, 1, 1], group=24),
+             helper.make_node("Conv", ["b", "w3"], ["c0"], pads=[1, 1, 1, 1], group=24),
+             helper.make_node("Conv", ["c0", "w5"], ["c"]),
              helper.make_node("ConvTranspose", ["c", "w4"], ["y"], strides=[2, 2])]
     ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 40, hw, hw])]
     graph = helper.make_graph(nodes, "g", ins, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
@@ -186,21 +193,22 @@ def _check_runs(model, sess, sizes, prep, tol_scale=1.0):
 
 def test_weights_prepared_at_build_static_shape(calls, prep):
     """With the input size fixed by the model, the session prepares each layer's weights for the path it will take
-    (the Winograd layer needs no GEMM packing) while it is built; runs prepare nothing."""
+    (the Winograd layer needs no GEMM packing, the pointwise one none) while it is built; runs prepare nothing."""
     model = _conv_stack(16)
     sess = engine.Session(model)
-    assert [st.node.op_type for st in sess._plan.steps] == ["FusedConv", "FusedConv", "Conv", "ConvTranspose"]
+    assert [st.node.op_type for st in sess._plan.steps] == ["FusedConv", "FusedConv", "Conv", "Conv", "ConvTranspose"]
     assert prep == {"pack": 1, "wino": 1, "convt": 1}, prep
     _check_runs(model, sess, [16], prep)
     assert calls["winograd"] == 2 and calls["conv2d"] == 2 and calls["depthwise"] == 2, calls
 
 
 def test_weights_prepared_at_build_dynamic_shape(calls, prep):
-    """With H and W symbolic, the Winograd-eligible layer gets both its transform and its GEMM packing at build: a
-    16x16 input takes Winograd, an 8x8 one (8x8 outputs: too few pixels) the implicit GEMM, and neither run packs."""
+    """With H and W symbolic, the Winograd-eligible layer gets both its transform and its GEMM packing at build (and
+    the 1x1 layer its GEMM packing, for maps too big for the pointwise GEMM): a 16x16 input takes Winograd, an 8x8 one
+    (8x8 outputs: too few pixels) the implicit GEMM, and neither run packs."""
     model = _conv_stack("hw")
     sess = engine.Session(model)
-    assert prep == {"pack": 2, "wino": 1, "convt": 1}, prep
+    assert prep == {"pack": 3, "wino": 1, "convt": 1}, prep
     _check_runs(model, sess, [16, 8], prep)
     assert calls["winograd"] == 2 and calls["conv2d"] == 2 + 4, calls
 

@@ -51,11 +51,31 @@ typedef void (*eng_gemm_ukr_f32_fn)(size_t kc, const float *ENG_RESTRICT a, cons
 typedef void (*eng_gemm_ukr_arow_f32_fn)(size_t kc, const float *ENG_RESTRICT a, size_t lda, const float *ENG_RESTRICT b,
                                          float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta);
 
+/* The GEMM epilogue applied to a tile as it is stored (fused variants below): after c = alpha * AB + beta * c,
+ *   c[i*ldc + j] = act((c[i*ldc + j] + (bias_row ? bias_row[i] : 0)) + (bias_col ? bias_col[j] : 0))
+ * in that order, which is what eng_bias_act_f32_fn computes row by row (so results are bitwise the same). bias_row
+ * and bias_col point at the tile's first row's and first column's bias. */
+typedef struct eng_gemm_epi {
+  const float *bias_row, *bias_col;
+  const eng_act_t *act;
+} eng_gemm_epi_t;
+typedef void (*eng_gemm_ukr_epi_f32_fn)(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b,
+                                        float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta,
+                                        const eng_gemm_epi_t *epi);
+typedef void (*eng_gemm_ukr_arow_epi_f32_fn)(size_t kc, const float *ENG_RESTRICT a, size_t lda,
+                                             const float *ENG_RESTRICT b, float *ENG_RESTRICT c, size_t ldc, size_t m,
+                                             size_t n, float alpha, float beta, const eng_gemm_epi_t *epi);
+
 typedef struct eng_gemm_f32_impl {
   unsigned mr, nr;               /* register tile */
   size_t mc, kc, nc;             /* cache blocking: mc % mr == 0, nc % nr == 0 */
   eng_gemm_ukr_f32_fn ukr;       /* the micro-kernel on packed A */
   eng_gemm_ukr_arow_f32_fn ukr_arow; /* optional (NULL): A read in place, used when A is not transposed */
+  /* optional (NULL): ukr / ukr_arow with the epilogue fused into the store of the last K block. Without them the
+   * driver runs bias_act_f32 over the finished rows; with K small (1x1 convolutions) that pass and its calls cost
+   * 20-57% of the GEMM. */
+  eng_gemm_ukr_epi_f32_fn ukr_epi;
+  eng_gemm_ukr_arow_epi_f32_fn ukr_arow_epi;
 } eng_gemm_f32_impl_t;
 
 /* GEMV with a row vector: y[j] = alpha * sum_p x[p] * op(B)[p][j] + beta * y[j], j < n, p < k.

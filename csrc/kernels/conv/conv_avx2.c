@@ -44,7 +44,7 @@ static void ukr_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, const float *x
       : [a] "+r"(a), [off] "+r"(off), [k4] "+r"(k4), [k1] "+r"(k1), [o] "=&r"(o)
       : [t] "r"(t), [x] "r"(x)
       : ASM_CLOBBERS);
-  store_tile_mem_avx2(c, ldc, m, n, 1.0f, accumulate ? 1.0f : 0.0f, t);
+  store_spilled_tile_avx2(t, c, ldc, m, n, 1.0f, accumulate ? 1.0f : 0.0f, NULL);
 }
 #else
 static void ukr_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, const float *x, const int64_t *off,

@@ -44,8 +44,8 @@
   "vbroadcastss " #AOFF "(%[a3]), %%ymm15\n\t" ASM_FMA_ROW("ymm15", 6, 7)                                 \
   "vbroadcastss " #AOFF "(%[a3], %[lda], 1), %%ymm14\n\t" ASM_FMA_ROW("ymm14", 8, 9)                      \
   "vbroadcastss " #AOFF "(%[a3], %[lda], 2), %%ymm15\n\t" ASM_FMA_ROW("ymm15", 10, 11)
-static void ukr_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b, float *ENG_RESTRICT c,
-                          size_t ldc, size_t m, size_t n, float alpha, float beta) {
+ENG_INLINE void ukr_6x16_body(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b, float *ENG_RESTRICT c,
+                              size_t ldc, size_t m, size_t n, float alpha, float beta, const eng_gemm_epi_t *epi) {
   assert(m <= MR && n <= NR);
   float t[MR * NR] __attribute__((aligned(32)));
   size_t k4 = kc / 4, k1 = kc % 4;
@@ -77,11 +77,11 @@ static void ukr_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, const float *E
       : [a] "+r"(a), [b] "+r"(b), [k4] "+r"(k4), [k1] "+r"(k1)
       : [t] "r"(t)
       : ASM_CLOBBERS);
-  store_tile_mem_avx2(c, ldc, m, n, alpha, beta, t);
+  store_spilled_tile_avx2(t, c, ldc, m, n, alpha, beta, epi);
 }
 #else
-static void ukr_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b, float *ENG_RESTRICT c,
-                          size_t ldc, size_t m, size_t n, float alpha, float beta) {
+ENG_INLINE void ukr_6x16_body(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b, float *ENG_RESTRICT c,
+                              size_t ldc, size_t m, size_t n, float alpha, float beta, const eng_gemm_epi_t *epi) {
   assert(m <= MR && n <= NR);
   __m256 acc[MR][2];
   for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
@@ -91,14 +91,18 @@ static void ukr_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, const float *E
     a += MR, b += NR;
   }
 #undef AP
-  store_tile_avx2(c, ldc, m, n, alpha, beta, acc);
+  if (epi)
+    store_tile_epi_avx2(c, ldc, m, n, alpha, beta, acc, epi);
+  else
+    store_tile_avx2(c, ldc, m, n, alpha, beta, acc);
 }
 #endif /* inline assembly */
 
 /* Partial tiles (m < MR) in intrinsics: rows >= m must not be read, which the fixed addressing of the
  * assembly loop cannot express; they are at most one row block per C block, so speed does not matter. */
 static void ukr_arow_partial_avx2(size_t kc, const float *ENG_RESTRICT a, size_t lda, const float *ENG_RESTRICT b,
-                                  float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta) {
+                                  float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta,
+                                  const eng_gemm_epi_t *epi) {
   const float *a0 = a, *a1 = a + (m > 1 ? lda : 0), *a2 = a + (m > 2 ? 2 * lda : 0);
   const float *a3 = a + (m > 3 ? 3 * lda : 0), *a4 = a + (m > 4 ? 4 * lda : 0), *a5 = a + (m > 5 ? 5 * lda : 0);
   __m256 acc[MR][2];
@@ -106,12 +110,16 @@ static void ukr_arow_partial_avx2(size_t kc, const float *ENG_RESTRICT a, size_t
 #define AR(i) (a##i + p)
   for (size_t p = 0; p < kc; p++, b += NR) TILE_STEP(AR, b);
 #undef AR
-  store_tile_avx2(c, ldc, m, n, alpha, beta, acc);
+  if (epi)
+    store_tile_epi_avx2(c, ldc, m, n, alpha, beta, acc, epi);
+  else
+    store_tile_avx2(c, ldc, m, n, alpha, beta, acc);
 }
 
 /* A read in place: rows of the tile at a + i*lda. */
-static void ukr_arow_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, size_t lda, const float *ENG_RESTRICT b,
-                               float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta) {
+ENG_INLINE void ukr_arow_body(size_t kc, const float *ENG_RESTRICT a, size_t lda, const float *ENG_RESTRICT b,
+                              float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta,
+                              const eng_gemm_epi_t *epi) {
   assert(m >= 1 && m <= MR && n <= NR);
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(ENG_NO_ASM)
   if (m == MR) {
@@ -149,17 +157,38 @@ static void ukr_arow_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, size_t ld
         : [a] "+r"(a), [a3] "+r"(a3), [b] "+r"(b), [k4] "+r"(k4), [k1] "+r"(k1)
         : [t] "r"(t), [lda] "r"(ldab)
         : ASM_CLOBBERS);
-    store_tile_mem_avx2(c, ldc, m, n, alpha, beta, t);
+    store_spilled_tile_avx2(t, c, ldc, m, n, alpha, beta, epi);
     return;
   }
 #endif
-  ukr_arow_partial_avx2(kc, a, lda, b, c, ldc, m, n, alpha, beta);
+  ukr_arow_partial_avx2(kc, a, lda, b, c, ldc, m, n, alpha, beta, epi);
+}
+
+/* The entry points: without and with the fused epilogue (the bodies are inlined into each). */
+static void ukr_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b, float *ENG_RESTRICT c,
+                          size_t ldc, size_t m, size_t n, float alpha, float beta) {
+  ukr_6x16_body(kc, a, b, c, ldc, m, n, alpha, beta, NULL);
+}
+static void ukr_6x16_epi_avx2(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b,
+                              float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta,
+                              const eng_gemm_epi_t *epi) {
+  ukr_6x16_body(kc, a, b, c, ldc, m, n, alpha, beta, epi);
+}
+static void ukr_arow_6x16_avx2(size_t kc, const float *ENG_RESTRICT a, size_t lda, const float *ENG_RESTRICT b,
+                               float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta) {
+  ukr_arow_body(kc, a, lda, b, c, ldc, m, n, alpha, beta, NULL);
+}
+static void ukr_arow_6x16_epi_avx2(size_t kc, const float *ENG_RESTRICT a, size_t lda, const float *ENG_RESTRICT b,
+                                   float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta,
+                                   const eng_gemm_epi_t *epi) {
+  ukr_arow_body(kc, a, lda, b, c, ldc, m, n, alpha, beta, epi);
 }
 #undef TILE_STEP
 #undef TILE_ROW
 
 /* mc = 24 tiles of 6 rows (A block 144 x 256 floats = 144 KiB, in L2); kc = 256 (a B panel of 16 KiB in L1). */
-const eng_gemm_f32_impl_t eng_gemm_f32_avx2 = {MR, NR, 144, 256, 4080, ukr_6x16_avx2, ukr_arow_6x16_avx2};
+const eng_gemm_f32_impl_t eng_gemm_f32_avx2 = {MR, NR, 144, 256, 4080, ukr_6x16_avx2, ukr_arow_6x16_avx2,
+                                               ukr_6x16_epi_avx2, ukr_arow_6x16_epi_avx2};
 
 void eng_gemv_f32_avx2(size_t n, size_t k, float alpha, const float *ENG_RESTRICT x, const float *ENG_RESTRICT b,
                        size_t ldb, int trans_b, float beta, float *ENG_RESTRICT y) {

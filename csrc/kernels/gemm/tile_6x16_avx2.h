@@ -1,12 +1,12 @@
 /* tile_6x16_avx2.h: the 6x16 register tile shared by the AVX2 GEMM (gemm_avx2.c) and convolution (conv_avx2.c)
- * micro-kernels: storing the tile (from registers, or from the buffer the assembly loops store it to), and the
- * inline-assembly pieces of their k loops (ymm0-11 hold the tile, row i in ymm{2i, 2i+1}; ymm12-13 the B row;
- * ymm14-15 alternate broadcasts of A). Include only from *_avx2.c files. */
+ * micro-kernels: storing the tile, and the inline-assembly pieces of their k loops (ymm0-11 hold the tile, row i in
+ * ymm{2i, 2i+1}; ymm12-13 the B row; ymm14-15 alternate broadcasts of A). Include only from *_avx2.c files. */
 #ifndef ENG_TILE_6X16_AVX2_H
 #define ENG_TILE_6X16_AVX2_H
 
 #include "eng/eng_kernels.h"
 #include "../../simd/simd_avx2.h"
+#include "../act/act_avx2.h"
 
 #define MR 6
 #define NR 16
@@ -43,13 +43,66 @@ static inline void store_tile_avx2(float *ENG_RESTRICT c, size_t ldc, size_t m, 
   }
 }
 
-/* The same store for a tile the inline-assembly k loops left in memory (ASM_STORE_ACC: row i at t + i * NR,
- * t 32-byte aligned): reloads it into registers and calls store_tile_avx2. */
-static inline void store_tile_mem_avx2(float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta,
-                                       const float *ENG_RESTRICT t) {
+/* store_tile_avx2 followed by the epilogue (eng_gemm_epi_t) on the values still in registers: the same operations in
+ * the same order as the separate bias_act_f32 pass (act_avx2 is shared), so the results are bitwise equal. */
+ENG_INLINE void store_tile_epi_kind_avx2(float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta,
+                                         __m256 acc[MR][2], const eng_gemm_epi_t *epi, const int kind) {
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  const __m256 p0 = _mm256_set1_ps(epi->act->p0), p1 = _mm256_set1_ps(epi->act->p1);
+  const __m256i k0 = tail_mask_avx2(n >= 8 ? 8 : n), k1 = tail_mask_avx2(n > 8 ? n - 8 : 0);
+  const int full = n == NR;
+  __m256 bc0 = _mm256_setzero_ps(), bc1 = _mm256_setzero_ps();
+  if (epi->bias_col) {
+    bc0 = full ? _mm256_loadu_ps(epi->bias_col) : _mm256_maskload_ps(epi->bias_col, k0);
+    bc1 = full ? _mm256_loadu_ps(epi->bias_col + 8) : _mm256_maskload_ps(epi->bias_col + 8, k1);
+  }
+  for (size_t i = 0; i < m; i++) {
+    float *cr = c + i * ldc;
+    __m256 r0 = _mm256_mul_ps(acc[i][0], va), r1 = _mm256_mul_ps(acc[i][1], va);
+    if (beta != 0.0f) {
+      r0 = _mm256_fmadd_ps(full ? _mm256_loadu_ps(cr) : _mm256_maskload_ps(cr, k0), vb, r0);
+      r1 = _mm256_fmadd_ps(full ? _mm256_loadu_ps(cr + 8) : _mm256_maskload_ps(cr + 8, k1), vb, r1);
+    }
+    const __m256 bs = _mm256_set1_ps(epi->bias_row ? epi->bias_row[i] : 0.0f);
+    r0 = _mm256_add_ps(r0, bs);
+    r1 = _mm256_add_ps(r1, bs);
+    if (epi->bias_col) {
+      r0 = _mm256_add_ps(r0, bc0);
+      r1 = _mm256_add_ps(r1, bc1);
+    }
+    r0 = act_avx2(r0, kind, p0, p1);
+    r1 = act_avx2(r1, kind, p0, p1);
+    if (full) {
+      _mm256_storeu_ps(cr, r0);
+      _mm256_storeu_ps(cr + 8, r1);
+    } else {
+      _mm256_maskstore_ps(cr, k0, r0);
+      _mm256_maskstore_ps(cr + 8, k1, r1);
+    }
+  }
+}
+
+/* One copy per common activation, so its code is inlined without a switch per vector. */
+static inline void store_tile_epi_avx2(float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta,
+                                       __m256 acc[MR][2], const eng_gemm_epi_t *epi) {
+  switch (epi->act->kind) {
+    case ENG_ACT_NONE: store_tile_epi_kind_avx2(c, ldc, m, n, alpha, beta, acc, epi, ENG_ACT_NONE); break;
+    case ENG_ACT_RELU: store_tile_epi_kind_avx2(c, ldc, m, n, alpha, beta, acc, epi, ENG_ACT_RELU); break;
+    case ENG_ACT_CLIP: store_tile_epi_kind_avx2(c, ldc, m, n, alpha, beta, acc, epi, ENG_ACT_CLIP); break;
+    default: store_tile_epi_kind_avx2(c, ldc, m, n, alpha, beta, acc, epi, epi->act->kind); break;
+  }
+}
+
+/* The end of an inline-assembly micro-kernel: the tile it left in t (row-major MR x NR) stored with or without the
+ * epilogue. */
+static inline void store_spilled_tile_avx2(const float *t, float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n,
+                                           float alpha, float beta, const eng_gemm_epi_t *epi) {
   __m256 acc[MR][2];
   for (int i = 0; i < MR; i++) acc[i][0] = _mm256_load_ps(t + i * NR), acc[i][1] = _mm256_load_ps(t + i * NR + 8);
-  store_tile_avx2(c, ldc, m, n, alpha, beta, acc);
+  if (epi)
+    store_tile_epi_avx2(c, ldc, m, n, alpha, beta, acc, epi);
+  else
+    store_tile_avx2(c, ldc, m, n, alpha, beta, acc);
 }
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(ENG_NO_ASM)
