@@ -36,41 +36,23 @@ def _model(name: str):
 @functools.lru_cache(maxsize=None)
 def _reference(name: str):
     """onnxruntime's output (1 thread), the check for engine; None without onnxruntime."""
-    model_bytes, feeds = _model(name)
-    try:
-        return mc.ort_session(model_bytes, 1).run(None, feeds)[0]
-    except ImportError:
-        return None
-
-
-@pytest.fixture
-def engine_threads():
-    before = engine.get_num_threads()
-    yield
-    engine.set_num_threads(before)
+    ref = mc.ort_reference(*_model(name))
+    return None if ref is None else ref[0][0]
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("threads", THREADS, ids=lambda t: f"t{t}")
 @pytest.mark.parametrize("name", list(cc.BY_NAME))
-def test_conv(benchmark, engine_threads, name, threads, impl):
+def test_conv(benchmark, restore_engine_threads, name, threads, impl):
     layer = cc.BY_NAME[name]
     model_bytes, feeds = _model(name)
     ref = _reference(name)
-    if impl == "onnxruntime":
-        if ref is None:
-            pytest.skip("onnxruntime is not installed")
-        fn = mc.ort_fn(mc.ort_session(model_bytes, threads), feeds)
-        fn()
-    else:
-        fn = mc.engine_fn(mc.engine_session(model_bytes, threads), feeds)
-        got = fn()["Y"]
-        if ref is not None:
-            benchmark.extra_info["max_rel_err_vs_ort"] = cc.check(layer, got, ref)
+    if impl == "onnxruntime" and ref is None:
+        pytest.skip("onnxruntime is not installed")
+    fn, out = mc.bench_fn(impl, model_bytes, feeds, threads)
+    if impl == "engine" and ref is not None:
+        benchmark.extra_info["max_rel_err_vs_ort"] = cc.check(layer, out["Y"], ref)
     benchmark.group = f"conv {name} t{threads}"
     benchmark.extra_info.update(layer=name, what=layer.what, impl=impl, threads=threads, flops=layer.flops(),
                                 isa=engine.cpu_info()["active_isa"], quick=QUICK)
-    if QUICK:
-        benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=1)
-    else:
-        benchmark(fn)
+    mc.run_benchmark(benchmark, fn, QUICK)

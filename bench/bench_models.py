@@ -36,45 +36,24 @@ IMPLS = ("engine", "onnxruntime")
 @functools.lru_cache(maxsize=None)
 def _reference(name: str):
     """onnxruntime's outputs (1 thread) and output names, the check for every implementation of the model."""
-    model_bytes, feeds = mc.load(name, QUICK)
-    try:
-        sess = mc.ort_session(model_bytes, 1)
-    except ImportError:
-        return None
-    return sess.run(None, feeds), [o.name for o in sess.get_outputs()]
-
-
-@pytest.fixture
-def engine_threads():
-    before = engine.get_num_threads()
-    yield
-    engine.set_num_threads(before)
+    return mc.ort_reference(*mc.load(name, QUICK))
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("threads", THREADS, ids=lambda t: f"t{t}")
 @pytest.mark.parametrize("name", MODELS)
-def test_model(benchmark, engine_threads, name, threads, impl):
+def test_model(benchmark, restore_engine_threads, name, threads, impl):
     model_bytes, feeds = mc.load(name, QUICK)
     ref = _reference(name)
-    if impl == "onnxruntime":
-        if ref is None:
-            pytest.skip("onnxruntime is not installed")
-        fn = mc.ort_fn(mc.ort_session(model_bytes, threads), feeds)
-        fn()
-    else:
-        try:
-            sess = mc.engine_session(model_bytes, threads)
-        except engine.UnsupportedModelError as e:
-            pytest.skip(f"engine cannot run {name} yet: {mc.describe_unsupported(e)}")
-        fn = mc.engine_fn(sess, feeds)
-        out = fn()
-        if ref is not None:
-            benchmark.extra_info["max_rel_err_vs_ort"] = mc.check_outputs(name, out, *ref)
+    if impl == "onnxruntime" and ref is None:
+        pytest.skip("onnxruntime is not installed")
+    try:
+        fn, out = mc.bench_fn(impl, model_bytes, feeds, threads)
+    except engine.UnsupportedModelError as e:
+        pytest.skip(f"engine cannot run {name} yet: {mc.describe_unsupported(e)}")
+    if impl == "engine" and ref is not None:
+        benchmark.extra_info["max_rel_err_vs_ort"] = mc.check_outputs(name, out, *ref)
     benchmark.group = f"model {name} t{threads}"
     benchmark.extra_info.update(model=name, what=mc.WHAT.get(name, name), impl=impl, threads=threads,
                                 isa=engine.cpu_info()["active_isa"], quick=QUICK)
-    if QUICK:
-        benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=1)
-    else:
-        benchmark(fn)
+    mc.run_benchmark(benchmark, fn, QUICK)

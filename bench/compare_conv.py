@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -32,18 +30,11 @@ import models_common as mc  # noqa: E402
 def measure(args) -> dict:
     import engine
 
-    try:
-        import onnxruntime
-
-        ort_version = onnxruntime.__version__
-    except ImportError:
-        ort_version = None
+    ort_version = mc.ort_version()
     layers = [cc.BY_NAME[n] for n in args.layers.split(",")] if args.layers else list(cc.LAYERS)
     threads_list = [int(t) for t in args.threads.split(",")]
     threads_before = engine.get_num_threads()
-    meta = {"engine": engine.__version__, "isa": engine.cpu_info()["active_isa"],
-            "usable_cpus": engine.cpu_info()["usable_cpus"], "onnxruntime": ort_version, "quick": args.quick,
-            "loadavg_start": os.getloadavg()[0]}
+    meta = mc.run_meta(args.quick)
     results = []
     t_all = time.perf_counter()
     try:
@@ -64,18 +55,13 @@ def measure(args) -> dict:
                 got = fns["engine"]()["Y"]
                 if ref is not None:
                     row["max_rel_err"] = cc.check(layer, got, ref)  # a wrong answer stops the run: no time for it
-                engine.set_num_threads(threads)
-                samples = mc.time_alternating(fns, args.budget, args.sample_ms / 1e3, args.max_rounds)
-                for k, s in samples.items():
-                    row[k] = {"samples": s, "median": statistics.median(s), "best": min(s)}
+                row.update(mc.time_runtimes(fns, threads, args))
                 results.append(row)
-                print(f"  {layer.name} t{threads}: {len(samples['engine'])} rounds, {time.perf_counter() - t0:.1f} s",
-                      file=sys.stderr, flush=True)
+                print(f"  {layer.name} t{threads}: {len(row['engine']['samples'])} rounds, "
+                      f"{time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     finally:
         engine.set_num_threads(threads_before)
-    meta["seconds"] = time.perf_counter() - t_all
-    meta["loadavg_end"] = os.getloadavg()[0]
-    return {"meta": meta, "results": results}
+    return {"meta": mc.end_meta(meta, t_all), "results": results}
 
 
 def _fmt(x, spec: str) -> str:
@@ -101,14 +87,7 @@ def report(data: dict, stat: str, markdown: bool) -> str:
              f"onnxruntime {meta['onnxruntime'] or 'not installed'}, {meta['usable_cpus']} usable CPU(s), "
              f"1-min load average {meta['loadavg_start']:.2f} -> {meta['loadavg_end']:.2f}, {meta['seconds']:.0f} s; "
              "engine/ORT < 1: engine faster")
-    if markdown:
-        lines = [title, "", "| " + " | ".join(headers) + " |", "|" + "|".join("---:" for _ in headers) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-    else:
-        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-        fmt = "  ".join(f"{{:>{w}}}" for w in widths)
-        lines = [title, "", fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
-        lines += [fmt.format(*r) for r in rows]
+    lines = mc.table(title, headers, rows, markdown)
     busy = max(meta["loadavg_start"], meta["loadavg_end"])
     if busy >= 0.5:
         lines.append(f"\nnote: 1-min load average up to {busy:.2f} on {meta['usable_cpus']} CPU(s): other processes "

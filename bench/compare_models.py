@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -32,21 +30,14 @@ BAR = 1.5  # issue 3: engine latency at most 1.5x onnxruntime's on the benchmark
 def measure(args) -> dict:
     import engine
 
-    try:
-        import onnxruntime
-
-        ort_version = onnxruntime.__version__
-    except ImportError:
-        ort_version = None
+    ort_version = mc.ort_version()
     names = args.models.split(",") if args.models else list(mc.specs(args.quick))
     unknown = [n for n in names if n not in mc.specs(args.quick)]
     if unknown:
         raise SystemExit(f"compare_models: unknown model(s) {unknown}; choose from {list(mc.specs(args.quick))}")
     threads_list = [int(t) for t in args.threads.split(",")]
     threads_before = engine.get_num_threads()
-    meta = {"engine": engine.__version__, "isa": engine.cpu_info()["active_isa"],
-            "usable_cpus": engine.cpu_info()["usable_cpus"], "onnxruntime": ort_version, "quick": args.quick,
-            "stat": args.stat, "loadavg_start": os.getloadavg()[0]}
+    meta = mc.run_meta(args.quick, stat=args.stat)
     results = []
     t_all = time.perf_counter()
     for name in names:
@@ -79,16 +70,11 @@ def measure(args) -> dict:
                         " ".join(str(e).split())[:300]
                     del fns["engine"]
             if fns:
-                engine.set_num_threads(threads)
-                samples = mc.time_alternating(fns, args.budget, args.sample_ms / 1e3, args.max_rounds)
-                for k, s in samples.items():
-                    row[k] = {"samples": s, "median": statistics.median(s), "best": min(s)}
+                row.update(mc.time_runtimes(fns, threads, args))
             results.append(row)
             print(f"  {name} t{threads}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     engine.set_num_threads(threads_before)
-    meta["seconds"] = time.perf_counter() - t_all
-    meta["loadavg_end"] = os.getloadavg()[0]
-    return {"meta": meta, "results": results}
+    return {"meta": mc.end_meta(meta, t_all), "results": results}
 
 
 def _fmt_ms(x) -> str:
@@ -113,14 +99,7 @@ def report(data: dict, stat: str, markdown: bool) -> str:
              f"engine {meta['engine']} ISA {meta['isa']}, onnxruntime {meta['onnxruntime'] or 'not installed'}, "
              f"{meta['usable_cpus']} usable CPU(s), load average {meta['loadavg_start']:.2f} -> "
              f"{meta['loadavg_end']:.2f}, {meta['seconds']:.0f} s")
-    if markdown:
-        lines = [title, "", "| " + " | ".join(headers) + " |", "|" + "|".join("---:" for _ in headers) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-    else:
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-        fmt = "  ".join(f"{{:>{w}}}" for w in widths)
-        lines = [title, "", fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
-        lines += [fmt.format(*r) for r in rows]
+    lines = mc.table(title, headers, rows, markdown)
     if meta["loadavg_start"] >= 0.5:
         lines.append(f"\nnote: load average {meta['loadavg_start']:.2f} at the start on {meta['usable_cpus']} CPU(s): "
                      "other processes were using a core, so the multi-thread figures partly measure waiting for one "

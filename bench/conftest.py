@@ -1,5 +1,18 @@
-"""Prints what the GEMM benchmarks run on in the pytest header."""
+"""Prints what the GEMM benchmarks run on in the pytest header; the fixture restoring engine's pool size after a
+benchmark case (bench_models.py, bench_conv.py)."""
 from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def restore_engine_threads():
+    """engine's pool size as it was before the case (models_common.engine_session sets it: process-wide)."""
+    import engine
+
+    before = engine.get_num_threads()
+    yield
+    engine.set_num_threads(before)
 
 
 def pytest_report_header(config):

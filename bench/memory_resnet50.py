@@ -8,7 +8,7 @@ A first child builds ResNet-50 with tests/model_zoo.py (fixed seed; the same mod
 writes it and its 1x3x224x224 input to a temporary directory (not the parent: Linux carries a process's peak RSS
 over fork and exec, so the parent stays small). Three children then run one after the other, each in a
 fresh interpreter, and report their own peak resident set size (resource.getrusage(RUSAGE_SELF).ru_maxrss):
-- baseline: imports numpy, onnx, engine and onnxruntime and reads the input;
+- baseline: imports numpy, onnx, engine, onnxruntime and bench/models_common.py and reads the input;
 - engine: the same, then engine.Session(model path) and one run;
 - onnxruntime: the same, then an InferenceSession(model path) (all graph optimizations, as bench/compare_models.py
   sets it up) and one run.
@@ -97,6 +97,15 @@ def live_activations(sess, feeds) -> dict:
             "plan_constant_bytes": _nbytes(v for v in plan.template if v is not None)}
 
 
+def _models_common():
+    """bench/models_common.py (imported on first use: the parent process stays small)."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    import models_common
+
+    return models_common
+
+
 def child(kind: str, threads: int, workdir: str) -> dict:
     """One measurement; runs in a fresh interpreter (--child)."""
     import numpy as np
@@ -105,20 +114,19 @@ def child(kind: str, threads: int, workdir: str) -> dict:
 
     import engine
 
+    mc = _models_common()  # in every child, before the first figure: all three carry the same modules
     engine.set_num_threads(threads)
     model = os.path.join(workdir, "model.onnx")
     feeds = dict(np.load(os.path.join(workdir, "inputs.npz")))
     gc.collect()
     out = {"kind": kind, "threads": threads, "rss_before_session": _rss_now(), "onnxruntime": onnxruntime.__version__,
            "engine_path": os.path.dirname(os.path.dirname(engine.__file__))}
+    # both get the file's path and read it themselves
     if kind == "engine":
-        sess = engine.Session(model)
+        sess = mc.engine_session(model, threads)
         sess.run(feeds)
     elif kind == "onnxruntime":
-        sys.path.insert(0, str(HERE))
-        import models_common as mc
-
-        sess = mc.ort_session(model, threads)  # a path: onnxruntime reads the file itself, as engine does
+        sess = mc.ort_session(model, threads)
         sess.run(None, feeds)
     out["rss_after_run"] = _rss_now()
     out["peak_rss"] = _peak_rss()
@@ -131,10 +139,7 @@ def prepare(workdir: str, quick: bool) -> dict:
     """Builds the model (tests/model_zoo.py) and writes it and its input to `workdir`; returns its sizes."""
     import numpy as np
 
-    sys.path.insert(0, str(HERE))
-    import models_common as mc
-
-    model_bytes, feeds = mc.load("resnet50", quick)
+    model_bytes, feeds = _models_common().load("resnet50", quick)
     import onnx
 
     weights = sum(int(np.prod(t.dims, dtype=np.int64)) * np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type))
@@ -162,6 +167,7 @@ def _mb(x) -> str:
 
 
 def report(info: dict, runs: dict, markdown: bool) -> str:
+    mc = _models_common()
     base = runs["baseline"]
     eng = runs.get("engine", {})
     headers = ["child", "peak RSS MB", "peak - baseline MB", "RSS before session MB", "RSS after run MB"]
@@ -176,14 +182,7 @@ def report(info: dict, runs: dict, markdown: bool) -> str:
         f", input {' '.join('x'.join(map(str, s)) for s in info['inputs'].values())}"
     title = (f"Peak RSS of loading and one inference, {what}, {base['threads']} thread(s); engine from "
              f"{base['engine_path']}, onnxruntime {base['onnxruntime']}; each row a fresh subprocess")
-    if markdown:
-        lines = [title, "", "| " + " | ".join(headers) + " |", "|---|" + "|".join("---:" for _ in headers[1:]) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-    else:
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-        fmt = "  ".join(f"{{:>{w}}}" for w in widths)
-        lines = [title, "", fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
-        lines += [fmt.format(*r) for r in rows]
+    lines = mc.table(title, headers, rows, markdown, left_first=True)
     lines += ["", f"weights (initializers): {_mb(info['weight_bytes'])} MB; model file {_mb(info['model_bytes'])} MB"]
     if eng:
         lines.append(f"engine plan: constants held {_mb(eng['plan_constant_bytes'])} MB; largest set of simultaneously "

@@ -1,5 +1,6 @@
-"""Shared by bench_models.py and compare_models.py: the benchmark models, sessions for engine and onnxruntime, the
-output check done before any timing.
+"""Shared by the model and conv benchmarks (bench_models.py, compare_models.py, bench_conv.py, compare_conv.py,
+memory_resnet50.py): the benchmark models, sessions for engine and onnxruntime, the output check done before any
+timing, the pytest-benchmark case set-up, alternating timed rounds, the run metadata and the table layout.
 
 The models come from tests/model_zoo.py (onnx.helper builders with fixed seeds, nothing downloaded):
 BENCH_MODELS holds the full sizes (ResNet-18 and ResNet-50 224x224, MobileNetV2 224x224, BERT-small 4 layers x 512
@@ -15,6 +16,7 @@ import functools
 import gc
 import importlib.util
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -86,6 +88,44 @@ def engine_fn(sess, feeds):
     return lambda: sess.run(feeds)
 
 
+def ort_version() -> str | None:
+    """onnxruntime's version, None when it is not installed."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime.__version__
+
+
+def ort_reference(model_bytes: bytes, feeds: dict):
+    """onnxruntime's outputs (1 thread) and output names: the check for every implementation of a model; None when
+    onnxruntime is not installed."""
+    try:
+        sess = ort_session(model_bytes, 1)
+    except ImportError:
+        return None
+    return sess.run(None, feeds), [o.name for o in sess.get_outputs()]
+
+
+def bench_fn(impl: str, model_bytes: bytes, feeds: dict, threads: int):
+    """(fn, first outputs) for a pytest-benchmark case: `impl` "engine" (a Session with the pool at `threads`) or
+    "onnxruntime" (as ort_session sets it up), run once before timing (warm-up, and the outputs to check).
+    engine.UnsupportedModelError and ImportError (no onnxruntime) reach the caller."""
+    if impl == "onnxruntime":
+        fn = ort_fn(ort_session(model_bytes, threads), feeds)
+    else:
+        fn = engine_fn(engine_session(model_bytes, threads), feeds)
+    return fn, fn()
+
+
+def run_benchmark(benchmark, fn, quick: bool) -> None:
+    """Times `fn` with pytest-benchmark: 3 rounds after one warm-up in quick runs, its own calibration otherwise."""
+    if quick:
+        benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=1)
+    else:
+        benchmark(fn)
+
+
 def check_outputs(name: str, engine_out: dict, ort_out: list, ort_names: list) -> float:
     """engine's outputs against onnxruntime's (same run, before timing): max relative error per output within
     tolerances.MODEL_FP32_REL and identical argmax for classifier outputs. Returns the largest error."""
@@ -154,3 +194,42 @@ def time_alternating(fns: dict, budget_s: float, sample_s: float, max_rounds: in
         if gc_was:
             gc.enable()
     return samples
+
+
+def time_runtimes(fns: dict, threads: int, args) -> dict:
+    """Times `fns` (name -> call) with time_alternating under args.budget, args.sample_ms and args.max_rounds, with
+    engine's pool at `threads` (set again: another session's set-up may have changed it). Returns name ->
+    {"samples": per-call seconds of each round, "median", "best"}."""
+    import engine
+
+    engine.set_num_threads(threads)
+    samples = time_alternating(fns, args.budget, args.sample_ms / 1e3, args.max_rounds)
+    return {k: {"samples": s, "median": statistics.median(s), "best": min(s)} for k, s in samples.items()}
+
+
+def run_meta(quick: bool, **extra) -> dict:
+    """The header of a comparison run: engine's version and ISA, usable CPUs, onnxruntime's version, quick, `extra`
+    and the 1-minute load average at the start (end_meta adds the duration and the load average at the end)."""
+    import engine
+
+    info = engine.cpu_info()
+    return {"engine": engine.__version__, "isa": info["active_isa"], "usable_cpus": info["usable_cpus"],
+            "onnxruntime": ort_version(), "quick": quick, **extra, "loadavg_start": os.getloadavg()[0]}
+
+
+def end_meta(meta: dict, t_start: float) -> dict:
+    meta["seconds"] = time.perf_counter() - t_start
+    meta["loadavg_end"] = os.getloadavg()[0]
+    return meta
+
+
+def table(title: str, headers: list, rows: list, markdown: bool, left_first: bool = False) -> list:
+    """The lines of a report table under `title`: markdown (columns right-aligned, the first left-aligned if
+    `left_first`) or plain text (every column right-aligned to its widest cell, a dashed rule under the header)."""
+    if markdown:
+        rule = ("|---|" + "|".join("---:" for _ in headers[1:]) + "|" if left_first else
+                "|" + "|".join("---:" for _ in headers) + "|")
+        return [title, "", "| " + " | ".join(headers) + " |", rule] + ["| " + " | ".join(r) + " |" for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:>{w}}}" for w in widths)
+    return [title, "", fmt.format(*headers), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows]

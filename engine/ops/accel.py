@@ -6,7 +6,7 @@ the numpy implementation unchanged.
 
 - Conv / engine::FusedConv (1-D and 2-D, float32, constant W): depthwise convolutions on the direct C kernel with
   bias and activation fused; 3x3 stride-1 layers with enough channels on Winograd F(4x4, 3x3); every other one
-  (any group count) on the implicit-GEMM kernel (`kernels.conv2d`: no im2col, weights packed once here) with the
+  (any group count) on the implicit-GEMM kernel (`kernels.conv2d`: no im2col, weights packed at build) with the
   bias, FusedConv's residual input and the activation in its epilogue. A 1-D convolution is a 2-D one of height 1.
 - MaxPool / AveragePool (2-D) and GlobalAveragePool / GlobalMaxPool on the C pooling kernels.
 - Softmax / LogSoftmax and LayerNormalization on their row kernels.
@@ -108,14 +108,35 @@ def _winograd_enabled() -> bool:
     return os.environ.get("ENGINE_CONV_WINOGRAD", "1") != "0"
 
 
+# (id(W constant), group) -> (W, ConvWeights, [Winograd weights]) of the Conv being built, for the accelerated Conv
+# that its numpy fallback builds on the same W (a FusedConv's); an entry lives only during that nested build.
+_PREPARING: dict = {}
+
+
+def _static_path(ctx: NodeCtx, rank: int, channels: int, plan_for) -> str | None:
+    """The path ("gemm", "wino", "pw", "dw") a Conv takes on the input size the model fixes (its height and width),
+    else None (unknown, or an output too small: the run raises that on the numpy path)."""
+    t = ctx.in_type(0)
+    if t is None or t.shape is None or len(t.shape) != rank:
+        return None
+    sp = tuple(t.shape[2:])
+    if not all(isinstance(v, int) and v > 0 for v in sp):
+        return None
+    try:
+        return plan_for((1, channels) + sp)[5]
+    except ValueError:
+        return None
+
+
 def _conv_fast(ctx: NodeCtx, base, act):
     """The C path of a 1-D or 2-D float32 Conv with constant weights (and bias): depthwise convolutions on the
     direct kernel; 3x3 stride-1 layers with enough channels and pixels on Winograd F(4x4, 3x3); every other one on
-    the implicit-GEMM kernel with the weights packed here, once. A 1-D convolution runs as a 2-D one of height 1.
+    the implicit-GEMM kernel. The weights are packed (or Winograd-transformed) here, once, when the session is built.
+    A 1-D convolution runs as a 2-D one of height 1.
     A 4th input (engine::FusedConv's residual Z) is added before the activation (in the implicit GEMM's epilogue)."""
     from engine.ops.nn import _conv_geometry  # the exact ONNX output-size formulas, shared with the numpy path
 
-    w = ctx.const(1)
+    w = w_onnx = ctx.const(1)
     b = ctx.const(2)
     if w is None or w.dtype != F32 or w.ndim not in (3, 4) or (ctx.has_input(2) and b is None):
         return None
@@ -139,10 +160,8 @@ def _conv_fast(ctx: NodeCtx, base, act):
         return None
     depthwise = group > 1 and cg == 1 and m == group
     wd = np.ascontiguousarray(w) if depthwise else None
-    packed = None if depthwise else K.ConvWeights(np.ascontiguousarray(w), group)
     wino = (not depthwise and not one_d and group == 1 and (kh, kw) == (3, 3) and s == (1, 1) and d == (1, 1)
             and min(m, cg) >= WINOGRAD_MIN_CHANNELS and _winograd_enabled())
-    wino_u = [None]
     # A 1x1 stride-1 convolution is the GEMM W (M x C) @ X (C x H*W) of each image, read in place (no im2col)
     w_pw = np.ascontiguousarray(w.reshape(m, cg)) if group == 1 and (kh, kw) == (1, 1) and s2 == (1, 1) else None
     residual = ctx.has_input(3)
@@ -172,6 +191,30 @@ def _conv_fast(ctx: NodeCtx, base, act):
             how = ("gemm", (n, cg * group, h, w_, m, group, kh, kw) + s2 + d2 + pp + (oh, ow))
         return (n, h, w_, oh, ow) + how
 
+    # The weights are packed / transformed here, when the session is built, never on a run. The path is chosen per
+    # input shape: with the input's height and width known from the model, only the path they take is prepared (the
+    # 3x3 layers of a ResNet need no GEMM packing, 1x1 layers on the pointwise GEMM none); with them unknown, every
+    # path the layer can take. `packed.w` is the original w, not a copy when the constant is contiguous float32 (it
+    # is the session's constant): it stays, for ConvWeights to repack from when the ISA level and so the tile change
+    # (tests), and the numpy fallback (base_run) gets the session's w as its input anyway.
+    # A FusedConv's numpy fallback (base_run below) runs this same accelerated Conv on the same w: while it is built
+    # it takes the weights prepared here (_PREPARING) instead of a second packed copy of every fused layer.
+    key = (id(w_onnx), group)
+    shared = _PREPARING.get(key)
+    if depthwise:
+        shared, packed, wino_u = True, None, [None]
+    elif shared is not None and shared[0] is w_onnx:
+        packed, wino_u = shared[1], shared[2]
+    else:
+        shared = None
+        packed = K.ConvWeights(np.ascontiguousarray(w), group)
+        wino_u = [None]
+        static_how = _static_path(ctx, rank, cg * group, plan_for)
+        if wino and static_how in (None, "wino"):
+            wino_u[0] = K.winograd_weights(packed.w)
+        if static_how in (None, "gemm"):
+            packed.packed()
+
     def run(x, _w=None, _b=None, z=None):
         if x.dtype != F32 or x.ndim != rank or x.shape[1] != cg * group or (residual and z is None):
             return base_run(x, _w, _b, z) if residual else base_run(x, _w, _b)
@@ -197,7 +240,7 @@ def _conv_fast(ctx: NodeCtx, base, act):
                         bias, 0 if bias is None else BIAS_ROW, kind, p0, p1)
             return (y,)
         if how == "gemm":
-            wp, mr = packed.packed()
+            wp, mr = packed.packed()  # packed at build; repacked only if the ISA level changed since (tests)
             _k.conv2d_f32(geo, x, wp, mr, bias, z, y, kind, p0, p1)
             return (y,)
         post = z is not None and kind != 0  # the residual comes before the activation: apply it after
@@ -205,7 +248,7 @@ def _conv_fast(ctx: NodeCtx, base, act):
         if how == "dw":
             _k.dwconv2d_f32(x, wd, bias, y, n * m, m, geo, k_, q0, q1)
         else:
-            if wino_u[0] is None:
+            if wino_u[0] is None:  # only if the inferred input shape was wrong: prepared at build otherwise
                 wino_u[0] = K.winograd_weights(packed.w)
             _k.wino_conv_f32(x, wino_u[0], bias, y, n, cg, h, w_, m, geo, k_, q0, q1)
         if z is not None:
@@ -214,7 +257,13 @@ def _conv_fast(ctx: NodeCtx, base, act):
                 _k.act_f32(y, y, kind, p0, p1)
         return (y,)
 
-    base_run = base(ctx)
+    if shared is None:
+        _PREPARING[key] = (w_onnx, packed, wino_u)
+    try:
+        base_run = base(ctx)
+    finally:
+        if shared is None:
+            _PREPARING.pop(key, None)
     return run
 
 
