@@ -573,7 +573,7 @@ DW_ACTS = [None, "relu", ("clip", 0.0, 6.0), "hardswish", "silu"]
 @pytest.mark.parametrize("k,s,p,d", CONV_CASES, ids=str)
 def test_depthwise_conv2d(isa, k, s, p, d):
     g = rng("dw", k, s, p, d)
-    # (64, 70): more than 4096 padded floats, the border path instead of the padded-scratch one
+    # (64, 70): more than 4096 padded floats, a ring of padded rows instead of the whole padded plane
     for hw, act in zip([(1, 1), (7, 9), (12, 13), (20, 35), (33, 18), (64, 70)], itertools.cycle(DW_ACTS)):
         if hw[0] + p[0] + p[2] < (k[0] - 1) * d[0] + 1 or hw[1] + p[1] + p[3] < (k[1] - 1) * d[1] + 1:
             continue
