@@ -434,8 +434,8 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, bias=None, strides=1, pads=No
     and an activation fused: y[n, c] = act(bias[c] + sum_taps w[c, 0, a, b] * x[n, c, tap]).
 
     w: (C, 1, kh, kw) as in ONNX (or (C, kh, kw)); any kernel size, stride and dilation, explicit pads (top, left,
-    bottom, right). The interior runs vectorized for strides 1 and 2, the borders and other strides in C per
-    element. activation: None, a name or (name, p0[, p1]) as in `activation()`. Accumulates with FMA: within
+    bottom, right). Strides 1 and 2 run vectorized over zero-padded rows (small planes a block of channels at a time),
+    other strides vectorized in the interior and in C per element at the borders. activation: None, a name or (name, p0[, p1]) as in `activation()`. Accumulates with FMA: within
     (kh kw + 1) eps (|bias| + sum |w x|) of float64, before the activation."""
     x = _nchw(x, "depthwise_conv2d")
     w = _f32(w, "w", "depthwise_conv2d")

@@ -13,6 +13,7 @@ const eng_kernels_t eng_kernels_avx2 = {
     .reduce_f32 = eng_reduce_f32_avx2,
     .pool2d_f32 = eng_pool2d_f32_avx2,
     .dwconv2d_f32 = eng_dwconv2d_f32_avx2,
+    .dwconv2d_multi_f32 = eng_dwconv2d_multi_f32_avx2,
     .dot_f32 = eng_dot_f32_avx2,
     .sqnorm_f32 = eng_sqnorm_f32_avx2,
     .cos_f32 = eng_cos_f32_avx2,

@@ -13,6 +13,7 @@ const eng_kernels_t eng_kernels_avx512 = {
     .reduce_f32 = eng_reduce_f32_avx512,
     .pool2d_f32 = eng_pool2d_f32_avx512,
     .dwconv2d_f32 = eng_dwconv2d_f32_avx512,
+    .dwconv2d_multi_f32 = eng_dwconv2d_multi_f32_avx512,
     .dot_f32 = eng_dot_f32_avx512,
     .sqnorm_f32 = eng_sqnorm_f32_avx512,
     .cos_f32 = eng_cos_f32_avx512,

@@ -13,6 +13,7 @@ const eng_kernels_t eng_kernels_scalar = {
     .reduce_f32 = eng_reduce_f32_scalar,
     .pool2d_f32 = eng_pool2d_f32_scalar,
     .dwconv2d_f32 = eng_dwconv2d_f32_scalar,
+    .dwconv2d_multi_f32 = eng_dwconv2d_multi_f32_scalar,
     .dot_f32 = eng_dot_f32_scalar,
     .sqnorm_f32 = eng_sqnorm_f32_scalar,
     .cos_f32 = eng_cos_f32_scalar,

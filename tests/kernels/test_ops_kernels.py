@@ -573,7 +573,7 @@ DW_ACTS = [None, "relu", ("clip", 0.0, 6.0), "hardswish", "silu"]
 @pytest.mark.parametrize("k,s,p,d", CONV_CASES, ids=str)
 def test_depthwise_conv2d(isa, k, s, p, d):
     g = rng("dw", k, s, p, d)
-    # (64, 70): more than 4096 padded floats, the border path instead of the padded-scratch one
+    # (64, 70): more than 4096 padded floats, a ring of padded rows instead of the whole padded plane
     for hw, act in zip([(1, 1), (7, 9), (12, 13), (20, 35), (33, 18), (64, 70)], itertools.cycle(DW_ACTS)):
         if hw[0] + p[0] + p[2] < (k[0] - 1) * d[0] + 1 or hw[1] + p[1] + p[3] < (k[1] - 1) * d[1] + 1:
             continue
@@ -600,6 +600,38 @@ def test_depthwise_conv2d(isa, k, s, p, d):
         sc = on_scalar(K.depthwise_conv2d, x, w, b, s, p, d, activation=act)
         assert np.all(np.abs(got - sc) <= 2 * bound), what + " vs scalar"
         assert np.array_equal(K.depthwise_conv2d(x, w[:, 0], b, s, p, d, activation=act), got)
+
+
+
+@pytest.mark.parametrize("hw,s,p", [((7, 7), 1, 1), ((14, 14), 2, 1), ((28, 28), 1, 1), ((9, 12), 2, (0, 1, 2, 0)),
+                                    ((5, 31), 1, 2), ((40, 40), 1, 1)], ids=str)
+def test_depthwise_channel_blocks(isa, hw, s, p):
+    # channel counts around the 4-, 8- and 16-lane blocks of the channel-blocked kernels (40x40: plane by plane)
+    g = rng("dw-blocks", hw, s)
+    pads = p if isinstance(p, tuple) else (p,) * 4
+    for c, act in zip([1, 3, 17, 37], itertools.cycle([("clip", 0.0, 6.0), "relu", None, "silu"])):
+        x = g.standard_normal((2, c) + hw).astype(np.float32)
+        w = g.standard_normal((c, 1, 3, 3)).astype(np.float32)
+        b = g.standard_normal(c).astype(np.float32) if c != 17 else None
+        oshape = (2, c) + _out_hw(hw, (3, 3), (s, s), pads, (1, 1))
+        big, out = in_canary(int(np.prod(oshape)))
+        got = K.depthwise_conv2d(x, w, b, s, pads, activation=act, out=out.reshape(oshape))
+        check_canary(big, W, int(np.prod(oshape)), f"{isa} dwconv blocks")
+        z = onnx_conv(x, w, b, (s, s), pads, (1, 1), c).astype(np.float64)
+        mag = onnx_conv(np.abs(x), np.abs(w), None if b is None else np.abs(b), (s, s), pads, (1, 1), c)
+        name = act[0] if isinstance(act, tuple) else act
+        ref = z if act is None else act_ref(z, name, *K._parse_activation(name, *((act[1], act[2]) if name == "clip" else (None, None)))[1:])
+        atol, rtol = tol.ACTIVATION.get(name, (0, 0)) if not tol.is_exact(name) else (0.0, 0.0)
+        bound = 1.1 * 11 * EPS32 * mag.astype(np.float64) * 2 + atol + rtol * np.abs(ref) + 1e-30
+        what = f"{isa} dwconv blocks c={c} hw={hw} s={s} p={p} act={act}"
+        assert np.all(np.abs(got - ref) <= bound), f"{what}: max err/bound {np.max(np.abs(got - ref) / bound):.3g}"
+        sc = on_scalar(K.depthwise_conv2d, x, w, b, s, pads, activation=act)
+        assert np.all(np.abs(got - sc) <= 2 * bound), what + " vs scalar"
+        engine.set_num_threads(2)
+        try:  # tasks split at 16-channel blocks: every block is computed the same way on any thread
+            assert np.array_equal(K.depthwise_conv2d(x, w, b, s, pads, activation=act), got), what + " 2 threads"
+        finally:
+            engine.set_num_threads(1)
 
 
 def test_depthwise_mobilenet_plane_threads():

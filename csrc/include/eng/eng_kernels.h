@@ -142,6 +142,14 @@ typedef void (*eng_pool2d_f32_fn)(int kind, const eng_win2d_t *g, const float *x
 typedef void (*eng_dwconv2d_f32_fn)(const eng_win2d_t *g, const float *x, const float *w, float bias, const eng_act_t *act,
                                     float *y);
 
+/* ---- depthwise conv over several channels (channel-blocked) ----
+ * nc planes of consecutive channels of one image: plane k reads x + k*h*w with the weights w + k*kh*kw and the bias
+ * bias ? bias[k] : 0, and writes y + k*oh*ow, each exactly as eng_dwconv2d_f32_fn (the same tolerance against the
+ * scalar twin). The SIMD variants compute small planes a block of VL channels at a time from a channel-interleaved
+ * padded copy (one vector = one output position of VL channels), larger ones plane by plane. Unaliased; nc may be 0. */
+typedef void (*eng_dwconv2d_multi_f32_fn)(const eng_win2d_t *g, size_t nc, const float *x, const float *w,
+                                          const float *bias, const eng_act_t *act, float *y);
+
 /* ---- similarity (dot, squared norm, cosine, row L2-normalization, gallery scans) ----
  * dtypes: f32; f16 stored as IEEE binary16 bits (uint16_t) and accumulated in f32; i8 accumulated in int32.
  * Vectors are contiguous, no alignment needed, n may be 0 (sums are 0). Accumulation order differs between
@@ -249,7 +257,9 @@ extern const eng_kernels_t eng_kernels_neon;
   void eng_scan_f16_##isa(size_t rows, size_t d, const float *q, const uint16_t *g, size_t ldg, float *out); \
   void eng_scan_i8_##isa(size_t rows, size_t d, const int8_t *q, const int8_t *g, size_t ldg, int32_t *out); \
   void eng_cvt_f16_f32_##isa(size_t n, const uint16_t *x, float *y);                                    \
-  void eng_cvt_f32_f16_##isa(size_t n, const float *x, uint16_t *y);
+  void eng_cvt_f32_f16_##isa(size_t n, const float *x, uint16_t *y);                                    \
+  void eng_dwconv2d_multi_f32_##isa(const eng_win2d_t *g, size_t nc, const float *x, const float *w,    \
+                                    const float *bias, const eng_act_t *act, float *y);
 ENG_DECLARE_VARIANTS(scalar)
 ENG_DECLARE_VARIANTS(avx2)
 ENG_DECLARE_VARIANTS(avx512)

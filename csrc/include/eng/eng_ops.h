@@ -36,8 +36,8 @@ eng_status_t eng_global_pool_run_f32(int op, size_t planes, size_t hw, const flo
  * channel ch for every output position; padding taps are 0. */
 eng_status_t eng_im2col_run_f32(const eng_win2d_t *g, size_t c, const float *x, float *col);
 
-/* Depthwise convolution of `planes` planes: plane p uses channel ch = p % c: weights w + ch*kh*kw, bias[ch]
- * (bias may be NULL), then act. */
+/* Depthwise convolution of `planes` planes (a multiple of c: whole images): plane p uses channel ch = p % c: weights
+ * w + ch*kh*kw, bias[ch] (bias may be NULL), then act. */
 eng_status_t eng_dwconv2d_run_f32(const eng_win2d_t *g, size_t planes, size_t c, const float *x, const float *w,
                                   const float *bias, const eng_act_t *act, float *y);
 

@@ -41,5 +41,14 @@ static inline __m512 v_load_even(const float *p) {
   const __m512i idx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   return _mm512_permutex2var_ps(_mm512_loadu_ps(p), idx, _mm512_loadu_ps(p + 16));
 }
+/* r[i][j] <-> r[j][i] for the 16 x 16 block in r[0..15], through memory (simple; a shuffle network was not written
+ * because this project's machine has no AVX-512 to measure it on). */
+static inline void v_transpose(__m512 *r) {
+  float t[256], u[256];
+  for (int i = 0; i < 16; i++) _mm512_storeu_ps(t + 16 * i, r[i]);
+  for (int i = 0; i < 16; i++)
+    for (int j = 0; j < 16; j++) u[16 * j + i] = t[16 * i + j];
+  for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(u + 16 * i);
+}
 
 #include "ops_simd.inc"

@@ -238,13 +238,20 @@ eng_status_t eng_global_pool_run_f32(int op, size_t planes, size_t hw, const flo
   return ENG_OK;
 }
 
+/* Depthwise units are blocks of DW_BLOCK channels of one image (the last block of an image may be shorter): the
+ * channel-blocked kernels work on 4, 8 or 16 channels at a time, so a task boundary inside a block would leave them
+ * partial blocks. Consecutive units of one image go to the kernel as one call. */
+#define DW_BLOCK ((size_t)16)
+
 static void dw_range(void *p, size_t lo, size_t hi) {
   plane_ctx_t *c = (plane_ctx_t *)p;
-  const size_t taps = c->g->kh * c->g->kw;
-  for (size_t q = lo; q < hi; q++) {
-    size_t ch = q % c->c;
-    eng_active.dwconv2d_f32(c->g, c->x + q * c->in_plane, c->w + ch * taps, c->bias ? c->bias[ch] : 0.0f, c->act,
-                            c->y + q * c->out_plane);
+  const size_t taps = c->g->kh * c->g->kw, per_img = (c->c + DW_BLOCK - 1) / DW_BLOCK;
+  for (size_t u = lo; u < hi;) {
+    const size_t img = u / per_img, b = u % per_img, b_end = per_img - b < hi - u ? per_img : b + (hi - u);
+    const size_t ch = b * DW_BLOCK, nc = (b_end * DW_BLOCK < c->c ? b_end * DW_BLOCK : c->c) - ch, q = img * c->c + ch;
+    eng_active.dwconv2d_multi_f32(c->g, nc, c->x + q * c->in_plane, c->w + ch * taps, c->bias ? c->bias + ch : NULL,
+                                  c->act, c->y + q * c->out_plane);
+    u += b_end - b;
   }
 }
 
@@ -257,8 +264,10 @@ eng_status_t eng_dwconv2d_run_f32(const eng_win2d_t *g, size_t planes, size_t c,
   if (!eng_mul_size(planes, in_plane, &t) || !eng_mul_size(planes, out_plane, &t)) return ENG_ERR_OVERFLOW;
   if (planes == 0 || out_plane == 0) return ENG_OK;
   if (!x || !w || !y) return ENG_ERR_INVALID_ARG;
+  if (planes % c) return ENG_ERR_INVALID_ARG; /* whole images only */
   plane_ctx_t ctx = {0, g, in_plane, out_plane, c, x, w, bias, act, y};
-  run_ranges(planes, out_plane * g->kh * g->kw * 2, dw_range, &ctx);
+  const size_t blocks = (c + DW_BLOCK - 1) / DW_BLOCK, units = planes / c * blocks, per = c < DW_BLOCK ? c : DW_BLOCK;
+  run_ranges(units, per * out_plane * g->kh * g->kw * 2, dw_range, &ctx);
   return ENG_OK;
 }
 

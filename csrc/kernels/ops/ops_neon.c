@@ -37,5 +37,13 @@ static inline float32x4_t v_bmin(float32x4_t a, float32x4_t b) {
 }
 /* {p[0], p[2], p[4], p[6]}: the first register of a de-interleaving load (reads p[0..7]). */
 static inline float32x4_t v_load_even(const float *p) { return vld2q_f32(p).val[0]; }
+/* r[i][j] <-> r[j][i] for the 4 x 4 block in r[0..3]. */
+static inline void v_transpose(float32x4_t *r) {
+  float32x4x2_t a = vtrnq_f32(r[0], r[1]), b = vtrnq_f32(r[2], r[3]);
+  r[0] = vcombine_f32(vget_low_f32(a.val[0]), vget_low_f32(b.val[0]));
+  r[1] = vcombine_f32(vget_low_f32(a.val[1]), vget_low_f32(b.val[1]));
+  r[2] = vcombine_f32(vget_high_f32(a.val[0]), vget_high_f32(b.val[0]));
+  r[3] = vcombine_f32(vget_high_f32(a.val[1]), vget_high_f32(b.val[1]));
+}
 
 #include "ops_simd.inc"

@@ -87,3 +87,11 @@ void eng_dwconv2d_f32_scalar(const eng_win2d_t *g, const float *x, const float *
   }
   if (act->kind != ENG_ACT_NONE) eng_act_f32_scalar(g->oh * g->ow, y, y, act);
 }
+
+/* nc planes of consecutive channels, one after the other: the specification of the channel-blocked SIMD twins. */
+void eng_dwconv2d_multi_f32_scalar(const eng_win2d_t *g, size_t nc, const float *x, const float *w, const float *bias,
+                                   const eng_act_t *act, float *y) {
+  const size_t in = g->h * g->w, out = g->oh * g->ow, taps = g->kh * g->kw;
+  for (size_t k = 0; k < nc; k++)
+    eng_dwconv2d_f32_scalar(g, x + k * in, w + k * taps, bias ? bias[k] : 0.0f, act, y + k * out);
+}
