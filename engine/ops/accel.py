@@ -99,7 +99,6 @@ WINOGRAD_MIN_PIXELS = 14 * 14
 # pixels at a stride of H*W. Measured on Zen 3, 1 thread, GEMM time / implicit-GEMM time: 0.71-0.82 at 14x14,
 # 0.87-1.03 at 28x28, 0.99-1.39 at 56x56 (MobileNetV2 and ResNet-50 shapes).
 POINTWISE_GEMM_MAX_PIXELS = 28 * 28
-BIAS_ROW = 2  # eng_bias_kind_t ENG_BIAS_ROW: one bias per row of C (output channel)
 
 
 def _winograd_enabled() -> bool:
@@ -237,7 +236,7 @@ def _conv_fast(ctx: NodeCtx, base, act):
                 if z is not None:
                     yi[...] = z[i].reshape(m, hw)
                 _k.gemm(w_pw, x[i].reshape(cg, hw), yi, False, False, 1.0, 0.0 if z is None else 1.0,
-                        bias, 0 if bias is None else BIAS_ROW, kind, p0, p1)
+                        bias, _k.BIAS_NONE if bias is None else _k.BIAS_ROW, kind, p0, p1)
             return (y,)
         if how == "gemm":
             wp, mr = packed.packed()  # packed at build; repacked only if the ISA level changed since (tests)

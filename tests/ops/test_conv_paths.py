@@ -17,15 +17,21 @@ def calls(monkeypatch):
     """Counts the kernel bindings the Conv ops reach."""
     from engine._C import _kernels as _k
 
-    seen = {"conv2d": 0, "winograd": 0, "depthwise": 0, "gemm": 0}
-    for name, key in (("conv2d_f32", "conv2d"), ("wino_conv_f32", "winograd"), ("dwconv2d_f32", "depthwise"),
-                      ("gemm", "gemm")):
-        orig = getattr(_k, name)
+    return _count_calls(monkeypatch, ((_k, "conv2d_f32", "conv2d"), (_k, "wino_conv_f32", "winograd"),
+                                      (_k, "dwconv2d_f32", "depthwise"), (_k, "gemm", "gemm")))
+
+
+def _count_calls(monkeypatch, targets):
+    """Replaces each (module, function name, key) of `targets` with a spy that counts its calls under `key`;
+    returns the dict of counts."""
+    seen = {key: 0 for _, _, key in targets}
+    for mod, name, key in targets:
+        orig = getattr(mod, name)
 
         def spy(*a, _orig=orig, _key=key, **kw):
             seen[_key] += 1
             return _orig(*a, **kw)
-        monkeypatch.setattr(_k, name, spy)
+        monkeypatch.setattr(mod, name, spy)
     return seen
 
 
@@ -143,16 +149,8 @@ def prep(monkeypatch):
     from engine._C import _kernels as _k
     from engine.ops import accel_convt
 
-    seen = {"pack": 0, "wino": 0, "convt": 0}
-    for mod, name, key in ((_k, "conv2d_pack_f32", "pack"), (_k, "wino_weights_f32", "wino"),
-                           (accel_convt, "convt_weights", "convt")):
-        orig = getattr(mod, name)
-
-        def spy(*a, _orig=orig, _key=key, **kw):
-            seen[_key] += 1
-            return _orig(*a, **kw)
-        monkeypatch.setattr(mod, name, spy)
-    return seen
+    return _count_calls(monkeypatch, ((_k, "conv2d_pack_f32", "pack"), (_k, "wino_weights_f32", "wino"),
+                                      (accel_convt, "convt_weights", "convt")))
 
 
 def _conv_stack(hw):
