@@ -72,7 +72,9 @@ def test_conv2d(isa, k, s, p, d, group):
 
 
 @pytest.mark.parametrize("layer", [(64, 20, 64, 3, 1, 1), (3, 45, 16, 7, 2, 3), (96, 16, 40, 1, 1, 0), (300, 7, 30, 3, 1, 1),
-                                   (48, 28, 24, 3, 2, 1), (40, 9, 270, 3, 1, 1)], ids=str)
+                                   (48, 28, 24, 3, 2, 1), (40, 9, 270, 3, 1, 1),
+                                   # few taps on a large plane: many column sub-blocks per task, a partial last tile
+                                   (8, 50, 20, 1, 1, 0), (4, 45, 14, 3, 1, 1)], ids=str)
 def test_conv2d_network_layers_threads(isa, layer):
     """Network-sized layers (several tap blocks and column chunks): one thread and two agree bitwise (the split
     never changes a sum's order) and match the reference."""

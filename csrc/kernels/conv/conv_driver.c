@@ -14,8 +14,11 @@
  * unpadded convolution whose pixel count is a multiple of NR reads the input itself, with no copy at all.
  *
  * Loop nest per image and group: tasks own a block of output channels x wide columns; each goes over the taps
- * in blocks of kc (the MR x kc weight panel in L1, the task's M x kc weights in L2), over its column tiles,
- * and over its channel panels, so each tile's kc image rows stay in L1 across the panels. The tile sums
+ * in blocks of kc (the MR x kc weight panel in L1, the task's M x kc weights in L2), over column sub-blocks whose
+ * kc image rows fit L1 (L1_IMAGE_FLOATS), over its channel panels, and over the sub-block's column tiles. So one
+ * panel writes its MR output rows in sequence. (Tile-outer order writes all M rows at once: their 64-byte pieces,
+ * a plane apart, crowd a few L1 sets and evict the image rows; a 1x1 16->96 layer at 112x112 ran 2.3x slower
+ * that way.) The tile sums
  * accumulate in the wide output; when the taps are done the task writes its block of y: drops the garbage
  * columns, adds the residual and the bias, applies the activation. When Wq == ow the wide output is y. */
 #include <pthread.h>
@@ -30,6 +33,8 @@
 #define L2_WEIGHT_FLOATS ((size_t)64 << 10)
 /* Output sums (rows x columns of a task's chunk) kept in L2 across the tap blocks. */
 #define C_CHUNK_FLOATS ((size_t)32 << 10)
+/* Image floats (kc taps x columns) kept in L1 while every panel of the block passes over them. */
+#define L1_IMAGE_FLOATS ((size_t)4 << 10)
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
@@ -291,17 +296,20 @@ static void conv_task(void *ctx, size_t t, size_t n_tasks) {
       for (size_t k0 = 0; k0 < taps; k0 += c->kc) {
         size_t kc = ENG_MIN(c->kc, taps - k0);
         const int fuse = fused && k0 + kc >= taps;
-        for (size_t q = qc; q < qe; q += nr) {
-          size_t nb = ENG_MIN(nr, qe - q);
+        const size_t sub = ENG_MAX(nr, L1_IMAGE_FLOATS / kc / nr * nr);
+        for (size_t qs = qc; qs < qe; qs += sub) {
+          const size_t qse = ENG_MIN(qe, qs + sub);
           for (size_t pi = pb0; pi < pb1; pi++) {
             size_t row = pi * mr, mb = ENG_MIN(mr, o->mg - row);
             const float *wpan = c->wp + (pi * taps + k0) * mr;
-            float *cp = c->cw + row * o->nwide + q;
-            if (fuse) {
-              eng_gemm_epi_t e = {c->bias ? c->bias + row : NULL, NULL, c->act};
-              im->ukr_epi(kc, wpan, c->xb + q, c->off + k0, cp, o->nwide, mb, nb, k0 > 0, &e);
-            } else {
-              im->ukr(kc, wpan, c->xb + q, c->off + k0, cp, o->nwide, mb, nb, k0 > 0);
+            eng_gemm_epi_t e = {c->bias ? c->bias + row : NULL, NULL, c->act};
+            for (size_t q = qs; q < qse; q += nr) {
+              size_t nb = ENG_MIN(nr, qse - q);
+              float *cp = c->cw + row * o->nwide + q;
+              if (fuse)
+                im->ukr_epi(kc, wpan, c->xb + q, c->off + k0, cp, o->nwide, mb, nb, k0 > 0, &e);
+              else
+                im->ukr(kc, wpan, c->xb + q, c->off + k0, cp, o->nwide, mb, nb, k0 > 0);
             }
           }
         }
