@@ -18,9 +18,9 @@ TOOLS=${ENGINE_SHARED_TOOLS:-$REPO_ROOT/../shared/tools}
 BUILD=${CTEST_BUILD_DIR:-$REPO_ROOT/build/ctests}
 CC=${CC:-cc}
 COMMON=(-O2 -std=c11 -ffp-contract=off -fno-math-errno -pthread -Wall -Wno-unused-function -I"$REPO_ROOT/csrc/include")
-CORE_SRCS=(csrc/dispatch/cpu_features.c csrc/dispatch/dispatch.c csrc/runtime/threadpool.c csrc/kernels/gemm/gemm_driver.c
-           csrc/kernels/ops/ops_driver.c csrc/kernels/sim/sim_driver.c csrc/kernels/conv/conv_driver.c
-           csrc/kernels/convt/convt_driver.c csrc/kernels/wino/wino_driver.c)
+CORE_SRCS=(csrc/dispatch/cpu_features.c csrc/dispatch/dispatch.c csrc/runtime/threadpool.c csrc/runtime/workspace.c
+           csrc/kernels/gemm/gemm_driver.c csrc/kernels/ops/ops_driver.c csrc/kernels/sim/sim_driver.c
+           csrc/kernels/conv/conv_driver.c csrc/kernels/convt/convt_driver.c csrc/kernels/wino/wino_driver.c)
 
 usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 [ $# -gt 0 ] || { usage; exit 2; }
