@@ -69,7 +69,8 @@ HEADERS = sorted(glob("csrc/include/eng/*.h") + glob("csrc/simd/*.h") + glob("cs
 # Link order for static archives: a library before the ones it uses. The core references every ISA
 # table; SIMD files may call scalar helpers; so core, then highest ISA first, scalar last.
 libraries = [("eng_core", {"sources": ["csrc/dispatch/cpu_features.c", "csrc/dispatch/dispatch.c",
-                                       "csrc/runtime/threadpool.c", "csrc/kernels/gemm/gemm_driver.c",
+                                       "csrc/runtime/threadpool.c", "csrc/runtime/workspace.c",
+                                       "csrc/kernels/gemm/gemm_driver.c",
                                        "csrc/kernels/ops/ops_driver.c",
                                        "csrc/kernels/sim/sim_driver.c", "csrc/kernels/conv/conv_driver.c",
                                        "csrc/kernels/convt/convt_driver.c", "csrc/kernels/wino/wino_driver.c"],

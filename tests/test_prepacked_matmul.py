@@ -6,27 +6,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tolerances as tol
 
 import engine
 from engine._C import _kernels as _k
 from engine.linalg import _activation
-from engine.testing import force_isa, rng
-
-
-def _ref(a, w, bias=None, act=None):
-    y = a.astype(np.float64) @ w.astype(np.float64)
-    if bias is not None:
-        y = y + bias
-    if act == "relu":
-        y = np.maximum(y, 0)
-    return y
+from engine.testing import assert_within, force_isa, gemm_error_bound, gemm_ref, rng
 
 
 def _check(got, a, w, bias=None, act=None):
-    want = _ref(a, w, bias, act)
-    mag = np.abs(a.astype(np.float64)) @ np.abs(w.astype(np.float64)) + (0 if bias is None else np.abs(bias))
-    assert got.shape == want.shape and got.dtype == np.float32
-    assert (np.abs(got - want) <= 4 * (a.shape[-1] + 2) * 2.0 ** -24 * mag + 1e-30).all()
+    """got = act(a @ w + bias) in float32, within the suite's GEMM bound (tolerances.GEMM_C) of float64 numpy.
+    a may be rank 3: its rows are flattened to one 2-D product, as each output row depends only on its own row."""
+    assert got.dtype == np.float32
+    assert got.shape == a.shape[:-1] + (w.shape[1],), f"shape {got.shape} for a {a.shape} @ w {w.shape}"
+    a2, got2 = a.reshape(-1, a.shape[-1]), got.reshape(-1, w.shape[1])
+    assert_within(got2, gemm_ref(a2, w, bias=bias, activation=act),
+                  gemm_error_bound(a2, w, bias=bias, activation=act, c_mult=tol.GEMM_C),
+                  f"a {a.shape} @ w {w.shape}, bias {bias is not None}, act {act}")
 
 
 @pytest.mark.parametrize("isa", engine._C._kernels.supported_isas())

@@ -18,9 +18,9 @@ TOOLS=${ENGINE_SHARED_TOOLS:-$REPO_ROOT/../shared/tools}
 BUILD=${CTEST_BUILD_DIR:-$REPO_ROOT/build/ctests}
 CC=${CC:-cc}
 COMMON=(-O2 -std=c11 -ffp-contract=off -fno-math-errno -pthread -Wall -Wno-unused-function -I"$REPO_ROOT/csrc/include")
-CORE_SRCS=(csrc/dispatch/cpu_features.c csrc/dispatch/dispatch.c csrc/runtime/threadpool.c csrc/kernels/gemm/gemm_driver.c
-           csrc/kernels/ops/ops_driver.c csrc/kernels/sim/sim_driver.c csrc/kernels/conv/conv_driver.c
-           csrc/kernels/convt/convt_driver.c csrc/kernels/wino/wino_driver.c)
+CORE_SRCS=(csrc/dispatch/cpu_features.c csrc/dispatch/dispatch.c csrc/runtime/threadpool.c csrc/runtime/workspace.c
+           csrc/kernels/gemm/gemm_driver.c csrc/kernels/ops/ops_driver.c csrc/kernels/sim/sim_driver.c
+           csrc/kernels/conv/conv_driver.c csrc/kernels/convt/convt_driver.c csrc/kernels/wino/wino_driver.c)
 
 usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 [ $# -gt 0 ] || { usage; exit 2; }
@@ -97,7 +97,7 @@ mode_native() {
     defs+=" -DENG_COMPILED_${g^^}"
     [ "$g" = scalar ] || defs+=" -DENG_TEST_${g^^}"
   done
-  compile "$out" "$defs" "${CORE_SRCS[@]}" tests/c/test_kernels.c tests/c/test_sim.c || return 1
+  compile "$out" "$defs" "${CORE_SRCS[@]}" tests/c/test_kernels.c tests/c/test_sim.c tests/c/test_runtime.c || return 1
   $CC "${COMMON[@]}" "${OBJS[@]}" -o "$out/test_kernels" -lm || return 1
   "$out/test_kernels"
 }
@@ -121,7 +121,7 @@ mode_avx512_emu() {
   # shellcheck disable=SC2046
   compile "$out" "-mavx2 -mfma -mf16c -DENG_SIMDE_EMULATION -Wno-psabi" $(group_srcs avx512) || return 1
   compile "$out" "-DENG_COMPILED_SCALAR -DENG_COMPILED_AVX2 -DENG_COMPILED_AVX512 -DENG_TEST_AVX2 -DENG_TEST_AVX512 -DENG_TEST_FORCE" \
-    "${CORE_SRCS[@]}" tests/c/test_kernels.c tests/c/test_sim.c || return 1
+    "${CORE_SRCS[@]}" tests/c/test_kernels.c tests/c/test_sim.c tests/c/test_runtime.c || return 1
   $CC "${COMMON[@]}" "${OBJS[@]}" -o "$out/test_kernels" -lm || return 1
   "$out/test_kernels" avx512 || return 1
   echo "-- again with the AVX512-VNNI int8 path (ENG_TEST_FORCE_VNNI=1; SIMDe's vpdpbusd)"
@@ -134,7 +134,7 @@ mode_aarch64() {
   [ -x "$tool" ] || { echo "missing $tool (set ENGINE_SHARED_TOOLS)"; return 1; }
   local srcs
   # shellcheck disable=SC2207
-  srcs=($(group_srcs scalar) $(group_srcs neon) "${CORE_SRCS[@]}" tests/c/test_kernels.c tests/c/test_sim.c)
+  srcs=($(group_srcs scalar) $(group_srcs neon) "${CORE_SRCS[@]}" tests/c/test_kernels.c tests/c/test_sim.c tests/c/test_runtime.c)
   ENG_TEST_QUICK=${ENG_TEST_QUICK:-1} "$tool" --cflags "-std=c11 -ffp-contract=off -fno-math-errno -pthread" \
     -I csrc/include -DENG_COMPILED_SCALAR -DENG_COMPILED_NEON -DENG_TEST_NEON \
     --cpu cortex-a53 --cpu neoverse-n1 --timeout 600 -o "$BUILD/test_kernels-aarch64" "${srcs[@]}"

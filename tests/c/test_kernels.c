@@ -586,6 +586,8 @@ static void bias_act_tests(const tab_t *t, counts_t *cnt) {
 
 /* tests/c/test_sim.c: the similarity slots (returns 0 for a slot it does not know). */
 int eng_test_sim_slot(const char *tname, const eng_kernels_t *t, int slot, int quick, long *pass, long *fail);
+/* tests/c/test_runtime.c: the per-thread workspace helper (ISA-neutral: runs once). */
+void eng_test_runtime(long *pass, long *fail);
 
 static const char *const slot_names[ENG_KERNEL_COUNT] = {
 #define ENG_KERNEL(name, type) #name,
@@ -675,6 +677,7 @@ int main(int argc, char **argv) {
       fail += c.fail;
     }
   }
+  eng_test_runtime(&pass, &fail);
   if (argc > 1 && named != argc - 1) {
     printf("FAIL: a table named on the command line is not compiled into this program\n");
     fail++;

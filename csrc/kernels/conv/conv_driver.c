@@ -21,13 +21,13 @@
  * that way.) The tile sums
  * accumulate in the wide output; when the taps are done the task writes its block of y: drops the garbage
  * columns, adds the residual and the bias, applies the activation. When Wq == ow the wide output is y. */
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "eng/eng_conv.h"
 #include "eng/eng_runtime.h"
+#include "eng/eng_workspace.h"
 
 /* Weight floats (M x kc of the task) kept in L2 for one tap block. */
 #define L2_WEIGHT_FLOATS ((size_t)64 << 10)
@@ -41,50 +41,17 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 /* ---- the calling thread's workspace (tap offsets, phases, wide output), kept between calls ----
  * Allocating and freeing megabytes per call lets malloc return the pages to the system and fault them in again
  * on the next call, which cost a 3-channel stem convolution 4x its compute. Up to WS_KEEP_BYTES stay with the
- * thread (freed when it exits); a larger request is allocated for the call alone. */
+ * thread (slot ENG_WS_CONV of eng_workspace.h, freed when it exits); a larger request is allocated for the call
+ * alone. That limit stays here rather than in the shared helper because only this driver's request grows with
+ * the input (a whole padded image plus a wide output): the GEMM packs B in slabs of at most 16 MiB and the
+ * Winograd blocks are sized for L2, so their kept buffers are bounded by blocking, not by the caller's tensors. */
 #define WS_KEEP_BYTES ((size_t)64 << 20)
-static pthread_key_t g_ws_key;
-static pthread_once_t g_ws_once = PTHREAD_ONCE_INIT;
-typedef struct conv_ws {
-  void *p;
-  size_t cap;
-} conv_ws_t;
-static void ws_free(void *v) {
-  conv_ws_t *w = (conv_ws_t *)v;
-  if (w) free(w->p);
-  free(w);
-}
-static void ws_key_init(void) { pthread_key_create(&g_ws_key, ws_free); }
 
 /* bytes of 64-byte aligned scratch: the thread's kept buffer, or (*owned set) one to free after the call */
 static void *ws_get(size_t bytes, void **owned) {
   *owned = NULL;
-  if (bytes > SIZE_MAX - 64) return NULL;
-  if (bytes > WS_KEEP_BYTES) {
-    void *p = NULL;
-    if (posix_memalign(&p, 64, bytes) != 0) return NULL;
-    return *owned = p;
-  }
-  pthread_once(&g_ws_once, ws_key_init);
-  conv_ws_t *w = (conv_ws_t *)pthread_getspecific(g_ws_key);
-  if (!w) {
-    if (!(w = (conv_ws_t *)calloc(1, sizeof *w))) return NULL;
-    if (pthread_setspecific(g_ws_key, w) != 0) {
-      free(w);
-      return NULL;
-    }
-  }
-  if (w->cap < bytes) {
-    free(w->p);
-    w->p = NULL;
-    w->cap = 0;
-    if (posix_memalign(&w->p, 64, bytes) != 0) {
-      w->p = NULL;
-      return NULL;
-    }
-    w->cap = bytes;
-  }
-  return w->p;
+  if (bytes > WS_KEEP_BYTES) return *owned = eng_ws_alloc_once(bytes);
+  return eng_thread_ws(ENG_WS_CONV, bytes);
 }
 
 typedef struct geo {

@@ -8,60 +8,26 @@
  * register tiles. Bias and activation are applied to each tile right after its last K block, while it is
  * still in L1. Threads split C into disjoint blocks; each packs its own operands into a thread-local
  * workspace, so there is no barrier and no sharing. */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "eng/eng_dispatch.h"
 #include "eng/eng_runtime.h"
+#include "eng/eng_workspace.h"
 
 /* Work (M*N*K) below which one thread is faster than waking the pool (about 100^3: ~25 us on one core). */
 #define PAR_MIN_WORK ((size_t)1 << 20)
 /* Minimum output columns per thread for the GEMV paths. */
 #define GEMV_MIN_COLS 256
 
-/* ---- thread-local workspaces, freed when the thread exits ----
- * Slot WS_A holds a thread's packed A block; slot WS_B the packed B that a calling thread shares with the
- * pool for the duration of one call. Both grow and are kept, so steady-state calls do not allocate. */
-enum { WS_A = 0, WS_B = 1, WS_SLOTS = 2 };
-static pthread_key_t g_ws_key;
-static pthread_once_t g_ws_once = PTHREAD_ONCE_INIT;
-typedef struct ws {
-  void *raw[WS_SLOTS];
-  size_t cap[WS_SLOTS]; /* floats */
-} ws_t;
-static void ws_free(void *p) {
-  ws_t *w = (ws_t *)p;
-  if (w)
-    for (int i = 0; i < WS_SLOTS; i++) free(w->raw[i]);
-  free(w);
-}
-static void ws_key_init(void) { pthread_key_create(&g_ws_key, ws_free); }
-
-/* Returns a 64-byte aligned buffer of at least n floats owned by this thread, or NULL. */
-static float *ws_get(int slot, size_t n) {
-  pthread_once(&g_ws_once, ws_key_init);
-  ws_t *w = (ws_t *)pthread_getspecific(g_ws_key);
-  if (!w) {
-    w = (ws_t *)calloc(1, sizeof *w);
-    if (!w) return NULL;
-    if (pthread_setspecific(g_ws_key, w) != 0) {
-      free(w);
-      return NULL;
-    }
-  }
-  if (w->cap[slot] < n) {
-    free(w->raw[slot]);
-    w->raw[slot] = NULL;
-    w->cap[slot] = 0;
-    size_t bytes;
-    if (!eng_mul_size(n, sizeof(float), &bytes) || bytes > SIZE_MAX - 64) return NULL;
-    void *p = NULL;
-    if (posix_memalign(&p, 64, bytes + 64) != 0) return NULL;
-    w->raw[slot] = p;
-    w->cap[slot] = n;
-  }
-  return (float *)w->raw[slot];
+/* ---- thread-local workspaces (eng_workspace.h) ----
+ * Slot ENG_WS_GEMM_A holds a thread's packed A block; slot ENG_WS_GEMM_B the packed B that a calling thread
+ * shares with the pool for the duration of one call. Both grow and are kept, so steady-state calls do not
+ * allocate. Returns at least n floats, 64-byte aligned, or NULL. */
+static float *ws_get(eng_ws_slot_t slot, size_t n) {
+  size_t bytes;
+  if (!eng_mul_size(n, sizeof(float), &bytes)) return NULL;
+  return (float *)eng_thread_ws(slot, bytes);
 }
 
 /* ---- packing (plain C: it moves O(MK + KN) data against O(MNK) flops) ---- */
@@ -195,7 +161,7 @@ static eng_status_t gemm_tile_block(const gemm_par_t *c, size_t m0, size_t m1, s
   const int direct_a = use_direct_a(im, g, n1 - n0);
   size_t mc_max = ENG_MIN(im->mc, round_up(m1 - m0, mr));
   float *ap = NULL;
-  if (!direct_a && !(ap = ws_get(WS_A, mc_max * kc_max))) return ENG_ERR_NOMEM;
+  if (!direct_a && !(ap = ws_get(ENG_WS_GEMM_A, mc_max * kc_max))) return ENG_ERR_NOMEM;
   const int epi = has_epilogue(g);
   const size_t epi_cols = round_up(EPI_COLS, nr);
   for (size_t pc = c->k0; pc < c->k1; pc += kc_max) {
@@ -277,7 +243,7 @@ static eng_status_t gemm_blocked(const eng_kernels_t *kt, const eng_gemm_args_t 
     if (slab > N) slab = round_up(N, nr);
     kslab = ENG_MAX(c.kc_max, B_PACK_MAX_FLOATS / slab / c.kc_max * c.kc_max);
     if (kslab > K) kslab = K;
-    float *bp = ws_get(WS_B, kslab * slab); /* <= max(16 MiB, kc x nr) floats: no overflow */
+    float *bp = ws_get(ENG_WS_GEMM_B, kslab * slab); /* <= max(16 MiB, kc x nr) floats: no overflow */
     if (!bp) return ENG_ERR_NOMEM;
     c.bp = bp;
   }

@@ -15,13 +15,13 @@
  * (eng_gemm_batch_f32), the output transform over output channels.
  * Profile (Zen 3, AVX2, 1 thread, 64 channels at 56x56): GEMM micro-kernels ~30%, input transform ~15%, output
  * transform ~13%, strip copies ~9%, bias + activation ~4%; at 256 channels the GEMMs are ~50%. */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "eng/eng_dispatch.h"
 #include "eng/eng_runtime.h"
 #include "eng/eng_wino.h"
+#include "eng/eng_workspace.h"
 
 #define P ENG_WINO_POS
 #define L 8 /* lanes of the transforms */
@@ -35,43 +35,13 @@
 #define POS_PAD ((size_t)16)
 
 /* ---------------------------------------------------------------- thread-local workspace */
-static pthread_key_t g_key;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-typedef struct wino_ws {
-  float *p;
-  size_t cap; /* floats */
-} wino_ws_t;
-static void ws_free(void *p) {
-  wino_ws_t *w = (wino_ws_t *)p;
-  if (w) free(w->p);
-  free(w);
-}
-static void key_init(void) { pthread_key_create(&g_key, ws_free); }
-
-/* A 64-byte aligned buffer of at least n floats owned by the calling thread (kept for the next call), or NULL. */
+/* A 64-byte aligned buffer of at least n floats owned by the calling thread (slot ENG_WS_WINO of
+ * eng_workspace.h, kept for the next call), or NULL. It stays in use across the block's GEMMs, which take their
+ * own slots. */
 static float *ws_get(size_t n) {
-  pthread_once(&g_once, key_init);
-  wino_ws_t *w = (wino_ws_t *)pthread_getspecific(g_key);
-  if (!w) {
-    w = (wino_ws_t *)calloc(1, sizeof *w);
-    if (!w) return NULL;
-    if (pthread_setspecific(g_key, w) != 0) {
-      free(w);
-      return NULL;
-    }
-  }
-  if (w->cap < n) {
-    free(w->p);
-    w->p = NULL;
-    w->cap = 0;
-    size_t bytes;
-    if (!eng_mul_size(n, sizeof(float), &bytes)) return NULL;
-    void *q = NULL;
-    if (posix_memalign(&q, 64, bytes) != 0) return NULL;
-    w->p = (float *)q;
-    w->cap = n;
-  }
-  return w->p;
+  size_t bytes;
+  if (!eng_mul_size(n, sizeof(float), &bytes)) return NULL;
+  return (float *)eng_thread_ws(ENG_WS_WINO, bytes);
 }
 
 /* ---------------------------------------------------------------- weight transform */
