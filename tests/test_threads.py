@@ -75,7 +75,7 @@ def test_idle_pool_uses_no_cpu():
 
 
 @pytest.mark.parametrize("shape", [(384, 384, 384), (1, 4096, 300), (4096, 1, 300), (250, 40, 300), (40, 250, 300),
-                                   (97, 101, 513)], ids=str)
+                                   (97, 101, 513), (50, 273, 300)], ids=str)
 def test_one_vs_two_threads_bitwise(isa, shape):
     """Threads compute disjoint blocks of C with the same kernels and the same K order: bitwise equal."""
     m, n, k = shape

@@ -66,6 +66,12 @@ typedef void (*eng_gemm_ukr_arow_epi_f32_fn)(size_t kc, const float *ENG_RESTRIC
                                              const float *ENG_RESTRICT b, float *ENG_RESTRICT c, size_t ldc, size_t m,
                                              size_t n, float alpha, float beta, const eng_gemm_epi_t *epi);
 
+#define ENG_GEMM_TAIL_COLS 4
+#define ENG_GEMM_TAIL_KC_MAX 512 /* the driver's transposed tail is a stack buffer of TAIL_COLS x this many floats */
+typedef void (*eng_gemm_ukr_tail_f32_fn)(size_t kc, const float *ENG_RESTRICT a, size_t lda,
+                                         const float *ENG_RESTRICT bt, float *ENG_RESTRICT c, size_t ldc, size_t m,
+                                         size_t n, float alpha, float beta, const eng_gemm_epi_t *epi);
+
 typedef struct eng_gemm_f32_impl {
   unsigned mr, nr;               /* register tile */
   size_t mc, kc, nc;             /* cache blocking: mc % mr == 0, nc % nr == 0 */
@@ -76,6 +82,11 @@ typedef struct eng_gemm_f32_impl {
    * 20-57% of the GEMM. */
   eng_gemm_ukr_epi_f32_fn ukr_epi;
   eng_gemm_ukr_arow_epi_f32_fn ukr_arow_epi;
+  /* optional (NULL): the last, partial column panel when it has at most ENG_GEMM_TAIL_COLS columns and A is not
+   * transposed. The full-width tile would spend a whole tile's FMAs on a column or two (a 7x7 plane is 3 tiles and 1
+   * column), so the tail is done as dot products along k: A's rows read in place (row i at a + i*lda), B given
+   * transposed (bt: n rows of kc floats, the driver makes it once per K block), epi applied when not NULL. */
+  eng_gemm_ukr_tail_f32_fn ukr_tail;
 } eng_gemm_f32_impl_t;
 
 /* GEMV with a row vector: y[j] = alpha * sum_p x[p] * op(B)[p][j] + beta * y[j], j < n, p < k.

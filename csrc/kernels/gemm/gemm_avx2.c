@@ -1,9 +1,11 @@
 /* gemm_avx2.c: SGEMM micro-kernel (6x16) and GEMV.  ISA: avx2 (-mavx2 -mfma -mf16c).
  * Must match gemm_scalar.c (ukr_scalar, eng_gemv_f32_scalar) up to FMA rounding: sums run over k in
- * increasing order per output, with fused multiply-adds.
+ * increasing order per output, with fused multiply-adds (except the narrow-tail kernel ukr_tail_avx2, which sums
+ * 8 strided partial sums; a shape always takes the same kernels, so results do not depend on the thread count).
  * The 6x16 tile keeps 12 accumulators, 2 B vectors and 1 broadcast in the 16 YMM registers: per k step
  * 12 FMAs against 2 loads + 6 broadcasts, which the two FMA pipes of Haswell/Zen can sustain. */
 #include <assert.h>
+#include <math.h>
 #include <string.h>
 
 #include "eng/eng_kernels.h"
@@ -186,9 +188,46 @@ static void ukr_arow_6x16_epi_avx2(size_t kc, const float *ENG_RESTRICT a, size_
 #undef TILE_STEP
 #undef TILE_ROW
 
+/* The narrow last panel (eng_gemm_f32_impl_t.ukr_tail): each of the n <= 4 columns as six dot products along k,
+ * 8 k values per vector, then the tile's usual store. Per 8 k steps and column: 7 loads and 6 FMAs, where the 6x16
+ * tile spends 8 k steps of 12 FMAs whatever the width. Rows past m are not read (they repeat row 0). The sums run in
+ * another order than the full tile's (8 partial sums, then the remainder): rounding differs, within the same bound. */
+static void ukr_tail_avx2(size_t kc, const float *ENG_RESTRICT a, size_t lda, const float *ENG_RESTRICT bt,
+                          float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta,
+                          const eng_gemm_epi_t *epi) {
+  assert(m >= 1 && m <= MR && n >= 1 && n <= ENG_GEMM_TAIL_COLS);
+  const float *a0 = a, *a1 = a + (m > 1 ? lda : 0), *a2 = a + (m > 2 ? 2 * lda : 0);
+  const float *a3 = a + (m > 3 ? 3 * lda : 0), *a4 = a + (m > 4 ? 4 * lda : 0), *a5 = a + (m > 5 ? 5 * lda : 0);
+  float t[MR * NR] __attribute__((aligned(32)));
+  const size_t k8 = kc / 8 * 8;
+  for (size_t j = 0; j < n; j++) {
+    const float *bj = bt + j * kc;
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0;
+    for (size_t p = 0; p < k8; p += 8) {
+      const __m256 bv = _mm256_loadu_ps(bj + p);
+      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a0 + p), bv, s0);
+      s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a1 + p), bv, s1);
+      s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a2 + p), bv, s2);
+      s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a3 + p), bv, s3);
+      s4 = _mm256_fmadd_ps(_mm256_loadu_ps(a4 + p), bv, s4);
+      s5 = _mm256_fmadd_ps(_mm256_loadu_ps(a5 + p), bv, s5);
+    }
+    float r0 = hsum_avx2(s0), r1 = hsum_avx2(s1), r2 = hsum_avx2(s2), r3 = hsum_avx2(s3), r4 = hsum_avx2(s4),
+          r5 = hsum_avx2(s5);
+    for (size_t p = k8; p < kc; p++) {
+      const float bp = bj[p];
+      r0 = fmaf(a0[p], bp, r0), r1 = fmaf(a1[p], bp, r1), r2 = fmaf(a2[p], bp, r2);
+      r3 = fmaf(a3[p], bp, r3), r4 = fmaf(a4[p], bp, r4), r5 = fmaf(a5[p], bp, r5);
+    }
+    t[0 * NR + j] = r0, t[1 * NR + j] = r1, t[2 * NR + j] = r2, t[3 * NR + j] = r3, t[4 * NR + j] = r4;
+    t[5 * NR + j] = r5;
+  }
+  store_spilled_tile_avx2(t, c, ldc, m, n, alpha, beta, epi);
+}
+
 /* mc = 24 tiles of 6 rows (A block 144 x 256 floats = 144 KiB, in L2); kc = 256 (a B panel of 16 KiB in L1). */
 const eng_gemm_f32_impl_t eng_gemm_f32_avx2 = {MR, NR, 144, 256, 4080, ukr_6x16_avx2, ukr_arow_6x16_avx2,
-                                               ukr_6x16_epi_avx2, ukr_arow_6x16_epi_avx2};
+                                               ukr_6x16_epi_avx2, ukr_arow_6x16_epi_avx2, ukr_tail_avx2};
 
 void eng_gemv_f32_avx2(size_t n, size_t k, float alpha, const float *ENG_RESTRICT x, const float *ENG_RESTRICT b,
                        size_t ldb, int trans_b, float beta, float *ENG_RESTRICT y) {

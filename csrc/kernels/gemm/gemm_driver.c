@@ -171,6 +171,17 @@ static eng_status_t gemm_tile_block(const gemm_par_t *c, size_t m0, size_t m1, s
     /* the last K block stores through the fused epilogue when this ISA has it */
     const int fused = last && epi && (direct_a ? im->ukr_arow_epi != NULL : im->ukr_epi != NULL);
     const float *bk = c->bp + (pc - c->k0) * c->ncb_r;
+    /* A narrow last panel (n1 - n0 columns end in tail_nb < nr of them): B's tail columns transposed once per K
+     * block for the dot-product tail kernel, used for every row tile. Whether it is used depends only on the shape
+     * (not on direct_a, which depends on the thread split): 1 and 2 threads give bitwise the same C. */
+    const size_t tail_nb = (n1 - n0) % nr;
+    const int tail = tail_nb && tail_nb <= ENG_GEMM_TAIL_COLS && im->ukr_tail && !g->trans_a && kc <= ENG_GEMM_TAIL_KC_MAX;
+    float bt[ENG_GEMM_TAIL_COLS * ENG_GEMM_TAIL_KC_MAX];
+    if (tail) {
+      const float *bpanel = bk + ((n1 - tail_nb) / nr) * nr * kc;
+      for (size_t j = 0; j < tail_nb; j++)
+        for (size_t p = 0; p < kc; p++) bt[j * kc + p] = bpanel[p * nr + j];
+    }
     for (size_t ic = m0; ic < m1; ic += mc_max) {
       size_t mc = ENG_MIN(mc_max, m1 - ic);
       const float *asrc = g->trans_a ? g->a + pc * g->lda + ic : g->a + ic * g->lda + pc;
@@ -186,7 +197,12 @@ static eng_status_t gemm_tile_block(const gemm_par_t *c, size_t m0, size_t m1, s
           for (size_t ir = 0; ir < mc; ir += mr) {
             size_t mb = ENG_MIN((size_t)mr, mc - ir);
             float *cp = g->c + (ic + ir) * g->ldc + col;
-            if (fused) {
+            if (tail && nb == tail_nb) {
+              eng_gemm_epi_t e = {g->bias_kind == ENG_BIAS_ROW ? g->bias + ic + ir : NULL,
+                                  g->bias_kind == ENG_BIAS_COL ? g->bias + col : NULL, &g->act};
+              im->ukr_tail(kc, g->a + (ic + ir) * g->lda + pc, g->lda, bt, cp, g->ldc, mb, nb, g->alpha, beta,
+                           fused ? &e : NULL);
+            } else if (fused) {
               eng_gemm_epi_t e = {g->bias_kind == ENG_BIAS_ROW ? g->bias + ic + ir : NULL,
                                   g->bias_kind == ENG_BIAS_COL ? g->bias + col : NULL, &g->act};
               if (direct_a)
