@@ -49,7 +49,10 @@ def _check(got, x, w, b, z, s, p, d, group, act, what):
 def test_conv2d(isa, k, s, p, d, group):
     g = rng("conv", k, s, p, d, group)
     # channel counts around every tile height (4, 6, 8) and image widths around tile widths (8, 16, 32)
-    shapes = [((1, 1), 1, 1), ((7, 9), 3, 5), ((12, 13), 5, 7), ((20, 35), 8, 13), ((17, 33), 13, 17), ((6, 5), 19, 9)]
+    # (9, 32): output rows of 16 or 32 with a wider phase image (3x3, 5x5, 7x7 stride 2 padded): the tiles write y
+    # directly, reading phase column q + (q // ow) * (wq - ow)
+    shapes = [((1, 1), 1, 1), ((7, 9), 3, 5), ((12, 13), 5, 7), ((20, 35), 8, 13), ((17, 33), 13, 17), ((6, 5), 19, 9),
+              ((9, 32), 4, 6)]
     if quick():
         shapes = shapes[1::2]
     for (hw, cg, mg), act in zip(shapes, itertools.cycle(ACTS)):
@@ -74,7 +77,9 @@ def test_conv2d(isa, k, s, p, d, group):
 @pytest.mark.parametrize("layer", [(64, 20, 64, 3, 1, 1), (3, 45, 16, 7, 2, 3), (96, 16, 40, 1, 1, 0), (300, 7, 30, 3, 1, 1),
                                    (48, 28, 24, 3, 2, 1), (40, 9, 270, 3, 1, 1),
                                    # few taps on a large plane: many column sub-blocks per task, a partial last tile
-                                   (8, 50, 20, 1, 1, 0), (4, 45, 14, 3, 1, 1)], ids=str)
+                                   (8, 50, 20, 1, 1, 0), (4, 45, 14, 3, 1, 1),
+                                   # stems: 112-wide output rows of whole tiles, sums written straight to y
+                                   (3, 224, 32, 3, 2, 1), (3, 64, 20, 7, 2, 3)], ids=str)
 def test_conv2d_network_layers_threads(isa, layer):
     """Network-sized layers (several tap blocks and column chunks): one thread and two agree bitwise (the split
     never changes a sum's order) and match the reference."""

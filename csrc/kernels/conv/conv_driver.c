@@ -20,7 +20,10 @@
  * a plane apart, crowd a few L1 sets and evict the image rows; a 1x1 16->96 layer at 112x112 ran 2.3x slower
  * that way.) The tile sums
  * accumulate in the wide output; when the taps are done the task writes its block of y: drops the garbage
- * columns, adds the residual and the bias, applies the activation. When Wq == ow the wide output is y. */
+ * columns, adds the residual and the bias, applies the activation. When Wq == ow the wide output is y. So it is
+ * when ow is a multiple of NR (the 112-wide stems): no tile straddles an output row, so the tiles number the output
+ * pixels instead and read phase column q + (q / ow) * (Wq - ow) ("remap"); the copy out of a wide buffer had cost
+ * a third of a 3-channel stem's time. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +60,11 @@ static void *ws_get(size_t bytes, void **owned) {
 typedef struct geo {
   size_t cg, mg, taps;          /* channels per group in / out, taps per output (cg * kh * kw) */
   size_t hq, wq, plane;         /* phase image size, plane = hq * wq */
-  size_t nwide;                 /* oh * wq */
+  size_t nwide;                 /* output sums per channel: oh * wout */
+  size_t wout;                  /* sums per output row: wq (the wide layout), or ow when remapped */
+  int remap;                    /* ow % nr == 0 and wq > ow: tiles never straddle an output row, so the sums go
+                                   straight to y (no wide buffer, no copy); tile column q reads phase column
+                                   in_col(q) = q + (q / ow) * (wq - ow) */
   size_t ph_used[64];           /* phase index (u*sw + v) -> slot in the buffer, or SIZE_MAX */
   size_t n_ph, ph_stride;       /* phases kept, floats per phase (C planes + slack) */
   int direct;                   /* read x itself (1x1, stride 1, no pads, pixel count % NR == 0) */
@@ -96,6 +103,7 @@ static eng_status_t make_geo(const eng_kernels_t *kt, const eng_conv2d_t *g, geo
   if (o->direct) { /* then hq == h, wq == w */
     o->plane = g->h * g->w;
     o->nwide = o->plane;
+    o->wout = o->wq;
     o->n_ph = 1;
     o->ph_stride = 0;
     o->ph_used[0] = 0;
@@ -113,6 +121,12 @@ static eng_status_t make_geo(const eng_kernels_t *kt, const eng_conv2d_t *g, geo
   size_t cplanes;
   if (!eng_mul_size(o->hq, o->wq, &o->plane) || !eng_mul_size(o->plane, g->c, &cplanes)) return ENG_ERR_OVERFLOW;
   o->nwide = g->oh * o->wq;
+  o->wout = o->wq;
+  if (o->wq != g->ow && g->ow % kt->conv_f32->nr == 0) { /* the stems: ow = 112 */
+    o->remap = 1;
+    o->nwide = g->oh * g->ow;
+    o->wout = g->ow;
+  }
   o->ph_stride = round_up(cplanes + o->wq + kt->conv_f32->nr, 16);
   size_t t;
   if (!eng_mul_size(o->ph_stride, o->n_ph, &t)) return ENG_ERR_OVERFLOW;
@@ -205,12 +219,14 @@ typedef struct conv_ctx {
   const float *bias;    /* this group's bias, or NULL */
   const float *z;       /* this group's residual block of this image (mg x oh x ow), or NULL */
   const eng_act_t *act;
-  float *cw;            /* wide output of this group (mg x nwide), or y when wq == ow */
+  float *cw;            /* wide output of this group (mg x nwide), or y when wout == ow */
   float *y;             /* this group's output block (mg x oh x ow) */
   size_t tm, tn;        /* task grid: tm panel blocks x tn column blocks */
   size_t pb, cb;        /* panels per block, columns per block (multiple of nr) */
   size_t kc, mcp;       /* taps per block, weight panels per block */
 } conv_ctx_t;
+
+static inline size_t in_col(const geo_t *o, size_t q) { return o->remap ? q + q / o->wout * (o->wq - o->wout) : q; }
 
 static int has_epilogue(const conv_ctx_t *c) { return c->bias || c->act->kind != ENG_ACT_NONE; }
 
@@ -229,8 +245,8 @@ static void epilogue(const conv_ctx_t *c, size_t i0, size_t i1, size_t q0, size_
   for (size_t i = i0; i < i1; i++) {
     const float *src = c->cw + i * o->nwide;
     float *dst = c->y + i * ohw;
-    for (size_t r = q0 / o->wq; r * o->wq < q1 && r < g->oh; r++) {
-      size_t a = r * o->wq, j0 = q0 > a ? q0 - a : 0, j1 = q1 - a < g->ow ? q1 - a : g->ow;
+    for (size_t r = q0 / o->wout; r * o->wout < q1 && r < g->oh; r++) {
+      size_t a = r * o->wout, j0 = q0 > a ? q0 - a : 0, j1 = q1 - a < g->ow ? q1 - a : g->ow;
       if (j0 >= j1) continue;
       const float *s = src + a + j0;
       float *d = dst + r * g->ow + j0;
@@ -274,9 +290,9 @@ static void conv_task(void *ctx, size_t t, size_t n_tasks) {
               size_t nb = ENG_MIN(nr, qse - q);
               float *cp = c->cw + row * o->nwide + q;
               if (fuse)
-                im->ukr_epi(kc, wpan, c->xb + q, c->off + k0, cp, o->nwide, mb, nb, k0 > 0, &e);
+                im->ukr_epi(kc, wpan, c->xb + in_col(o, q), c->off + k0, cp, o->nwide, mb, nb, k0 > 0, &e);
               else
-                im->ukr(kc, wpan, c->xb + q, c->off + k0, cp, o->nwide, mb, nb, k0 > 0);
+                im->ukr(kc, wpan, c->xb + in_col(o, q), c->off + k0, cp, o->nwide, mb, nb, k0 > 0);
             }
           }
         }
@@ -303,7 +319,7 @@ eng_status_t eng_conv2d_run_f32(const eng_kernels_t *kt, const eng_conv2d_t *g, 
     return ENG_ERR_OVERFLOW;
 
   /* buffers: tap offsets, phases (unless direct), the wide output (unless wq == ow) */
-  const int wide = o.wq != g->ow;
+  const int wide = o.wout != g->ow;
   const size_t off_bytes = round_up(o.taps * sizeof(int64_t), 64);
   const size_t buf_bytes = o.direct ? 0 : round_up(o.ph_stride * o.n_ph * sizeof(float), 64);
   const size_t cw_bytes = wide ? o.nwide * g->m * sizeof(float) : 0;
