@@ -71,6 +71,43 @@ def test_session_transformer_projection_uses_the_packed_copy():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     sess = engine.Session(model)
+    steps = [fn for fn, *_ in sess._plan.program if isinstance(fn, _k.MatMulStep)]
+    assert len(steps) == 1 and steps[0].is_packed, "the weight is packed when the session is built"
     for _ in range(3):
         x = g.standard_normal((1, 128, 96), dtype=np.float32)
         _check(sess.run({"x": x})["y"], x, w)
+
+
+def test_session_packs_only_when_the_shapes_promise_many_rows():
+    """Built with A's rows known: 128 rows packs at build; 1 row (a batch-1 linear layer, GEMV) never packs; a symbolic
+    row count packs on the first product of at least MATMUL_PREPACK_MIN_ROWS rows, not before."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = rng("prepack-build")
+    w = g.standard_normal((24, 40), dtype=np.float32)
+
+    def session(shape):
+        graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                                  [numpy_helper.from_array(w, "w")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        sess = engine.Session(model)
+        (step,) = [fn for fn, *_ in sess._plan.program if isinstance(fn, _k.MatMulStep)]
+        return sess, step
+
+    assert session([2, 64, 24])[1].is_packed
+    sess, step = session([1, 24])
+    assert not step.is_packed
+    x = g.standard_normal((1, 24), dtype=np.float32)
+    _check(sess.run({"x": x})["y"], x, w)
+    assert not step.is_packed, "a GEMV product packs nothing"
+    sess, step = session(["batch", 24])
+    assert not step.is_packed
+    x = g.standard_normal((3, 24), dtype=np.float32)
+    _check(sess.run({"x": x})["y"], x, w)
+    assert not step.is_packed
+    x = g.standard_normal((_k.MATMUL_PREPACK_MIN_ROWS, 24), dtype=np.float32)
+    _check(sess.run({"x": x})["y"], x, w)
+    assert step.is_packed

@@ -390,11 +390,12 @@ cdef extern from "eng/eng_runtime.h" nogil:
                                      int trans_b, float *dst, size_t dst_floats, eng_gemm_packed_b_t *out)
     eng_status_t eng_gemm_prepacked_f32(const eng_gemm_args_t *args, const eng_gemm_packed_b_t *pb)
 
-# Products with at least this many rows take w pre-packed in the GEMM's panel layout (packed on the first such call,
-# kept with the step): packing a (K, N) weight costs about as much as 2 * K * N flops of the product, 5-10% of a
+# Products with at least this many rows take w pre-packed in the GEMM's panel layout (packed when the Session is
+# built if the model's shapes give that many rows, else on the first such call; kept with the step): packing a (K, N) weight costs about as much as 2 * K * N flops of the product, 5-10% of a
 # transformer projection of 128 tokens, and it is a parallel region of its own. Fewer rows (a batch-1 linear layer)
 # go to the GEMV paths, which read w as it is, so nothing is packed for them.
 DEF PREPACK_MIN_ROWS = 16
+MATMUL_PREPACK_MIN_ROWS = PREPACK_MIN_ROWS
 
 
 cdef class MatMulStep:
@@ -483,6 +484,18 @@ cdef class MatMulStep:
                 s = _gemm_small(pa, lda, pw, N, py, N, rows, N, K, 0.0, pb, self.act, self.p0, self.p1, trans)
         _raise(s, "MatMul")
         return (Y,)
+
+    def prepack(self):
+        """Packs w now, for the active ISA level (the Session does this when it is built, if the model's shapes say
+        the products have at least MATMUL_PREPACK_MIN_ROWS rows). Without it the first such product packs."""
+        if self.K > 0 and self.N > 1:
+            self._pack()
+
+    @property
+    def is_packed(self):
+        """Whether the packed copy exists and fits the active ISA level's tile."""
+        return (self.packed is not None and self.pb.nr == eng_active.gemm_f32.nr
+                and self.pb.kc == min(eng_active.gemm_f32.kc, <size_t>self.K))
 
     cdef _pack(self):
         cdef size_t need = eng_gemm_packed_b_floats(&eng_active, self.K, self.N)

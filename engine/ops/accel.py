@@ -507,13 +507,27 @@ def binary(ctx: NodeCtx, base):
 # These wrap the MatMul / FusedMatMul runs above (accelerate() stacks): with a constant float32 (K, N) matrix, the
 # product runs as one engine._C MatMulStep call (GEMM straight on A's rows, also for a column-slice view of A,
 # which the runs above copy or send to numpy); other cases reach the runs above unchanged.
+def _prepacked(ctx: NodeCtx, step):
+    """Packs the step's weight now, when the session is built, if A's inferred shape guarantees products of at least
+    MATMUL_PREPACK_MIN_ROWS rows (a symbolic dim counts as 1). Otherwise the first product of that many rows packs it:
+    a weight that only ever meets a few rows (batch-1 linear layers, on the GEMV paths) gets no second copy."""
+    t = ctx.in_type(0)
+    if t is not None and t.shape is not None and len(t.shape) >= 2:
+        rows = 1
+        for d in t.shape[:-1]:
+            rows *= d if isinstance(d, int) else 1
+        if rows >= _k.MATMUL_PREPACK_MIN_ROWS:
+            step.prepack()
+    return step
+
+
 @accelerate("MatMul")
 def matmul_step(ctx: NodeCtx, base):
     run = base(ctx)
     w = ctx.const(1)
     if w is None or w.dtype != F32 or w.ndim != 2 or _never_f32(ctx, 1):
         return run
-    return _k.MatMulStep(np.ascontiguousarray(w), None, 0, 0.0, 0.0, run)
+    return _prepacked(ctx, _k.MatMulStep(np.ascontiguousarray(w), None, 0, 0.0, 0.0, run))
 
 
 @accelerate("FusedMatMul", domain="engine")
@@ -529,4 +543,4 @@ def fused_matmul_step(ctx: NodeCtx, base):
         return run
     act = _act_params(ctx)
     kind, p0, p1 = _activation(act) if act is not None else (0, 0.0, 0.0)
-    return _k.MatMulStep(np.ascontiguousarray(w), bias, kind, p0, p1, run)
+    return _prepacked(ctx, _k.MatMulStep(np.ascontiguousarray(w), bias, kind, p0, p1, run))
