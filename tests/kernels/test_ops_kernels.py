@@ -419,6 +419,30 @@ def test_pool2d_vs_reference(isa, kind):
         assert np.array_equal(got, sc, equal_nan=True), what + ": not bitwise equal to scalar"
 
 
+def test_maxpool_3x3_stride2_separable_path(isa):
+    """3x3 stride-2 max pooling (ResNet's stem pool) runs separably on wide rows (row maxima, then 3 rows): bitwise the
+    scalar per-window result, NaN (one payload or another), +-0, +-inf included, on widths that take vectors, the
+    overlapping last vector and the borders, with every padding and ceil_mode."""
+    g = rng("maxpool-3x3s2")
+    nan2 = np.array([0x7FC12345], np.uint32).view(np.float32)[0]
+    special = np.float32([np.nan, nan2, 0.0, -0.0, np.inf, -np.inf])
+    for h, w in [(7, 17), (8, 18), (9, 35), (13, 40), (6, 61), (11, 80), (4, 113)]:
+        x = g.standard_normal((2, 3, h, w)).astype(np.float32)
+        flat = x.reshape(-1)
+        pos = g.choice(flat.size, size=flat.size // 7, replace=False)
+        flat[pos] = g.choice(special, size=pos.size)
+        for p in [(0, 0, 0, 0), (1, 1, 1, 1), (0, 1, 1, 0), (2, 2, 0, 1), (1, 0, 2, 2)]:
+            for ceil_mode in (False, True):
+                what = f"{isa} hw={h},{w} p={p} ceil={ceil_mode}"
+                got = K.max_pool2d(x, (3, 3), (2, 2), p, (1, 1), ceil_mode)
+                sc = on_scalar(K.max_pool2d, x, (3, 3), (2, 2), p, (1, 1), ceil_mode)
+                assert got.shape == sc.shape, what
+                assert np.array_equal(got.view(np.uint32), sc.view(np.uint32)), what + ": not bitwise equal to scalar"
+                ref = pool_ref(np.where(np.isnan(x), np.float32(0), x), "max", (3, 3), (2, 2), p, (1, 1), ceil_mode, False)
+                got0 = K.max_pool2d(np.where(np.isnan(x), np.float32(0), x), (3, 3), (2, 2), p, (1, 1), ceil_mode)
+                assert np.array_equal(got0, ref), what + " vs the onnx reference (NaN replaced)"
+
+
 def ort_pool(x, kind, k, s, p, d, ceil_mode, count_include_pad):
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed: no cross-check against it")
     from onnx import TensorProto, helper
