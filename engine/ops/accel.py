@@ -100,6 +100,15 @@ WINOGRAD_MIN_PIXELS = 14 * 14
 # 0.87-1.03 at 28x28, 0.99-1.39 at 56x56 (MobileNetV2 and ResNet-50 shapes).
 POINTWISE_GEMM_MAX_PIXELS = 28 * 28
 
+# Layers with large weights (M x C*kh*kw at least COL_GEMM_MIN_WEIGHTS) on small output planes (at most
+# COL_GEMM_MAX_PIXELS pixels, e.g. ResNet's 7x7 stage) run as im2col + one GEMM per image: the implicit GEMM's wide
+# layout computes Wq - ow garbage columns per row (2 of 9 at 7x7 for a 3x3 layer) and its strided-layer phases read
+# the taps from four planes, while the GEMM on the column matrix ends in a 1-column tail (ukr_tail). Measured on
+# Zen 3, 1 thread, im2col + GEMM time / implicit-GEMM time: 512->512 3x3 at 7x7 0.83-0.93, 256->512 3x3 stride 2
+# 14->7 0.84-0.92, 256->256 at 7x7 0.97-1.06, 128->128 at 7x7 1.25-1.6 (the column copy dominates).
+COL_GEMM_MAX_PIXELS = 8 * 8
+COL_GEMM_MIN_WEIGHTS = 1 << 20
+
 
 def _winograd_enabled() -> bool:
     import os
@@ -129,8 +138,9 @@ def _static_path(ctx: NodeCtx, rank: int, channels: int, plan_for) -> str | None
 
 def _conv_fast(ctx: NodeCtx, base, act):
     """The C path of a 1-D or 2-D float32 Conv with constant weights (and bias): depthwise convolutions on the
-    direct kernel; 3x3 stride-1 layers with enough channels and pixels on Winograd F(4x4, 3x3); every other one on
-    the implicit-GEMM kernel. The weights are packed (or Winograd-transformed) here, once, when the session is built.
+    direct kernel; 3x3 stride-1 layers with enough channels and pixels on Winograd F(4x4, 3x3); 1x1 stride-1 layers on
+    small planes as one GEMM per image ("pw"); layers with large weights on small output planes as im2col + GEMM
+    ("col"); every other one on the implicit-GEMM kernel. The weights are packed (or Winograd-transformed) here, once, when the session is built.
     A 1-D convolution runs as a 2-D one of height 1.
     A 4th input (engine::FusedConv's residual Z) is added before the activation (in the implicit GEMM's epilogue)."""
     from engine.ops.nn import _conv_geometry  # the exact ONNX output-size formulas, shared with the numpy path
@@ -163,6 +173,9 @@ def _conv_fast(ctx: NodeCtx, base, act):
             and min(m, cg) >= WINOGRAD_MIN_CHANNELS and _winograd_enabled())
     # A 1x1 stride-1 convolution is the GEMM W (M x C) @ X (C x H*W) of each image, read in place (no im2col)
     w_pw = np.ascontiguousarray(w.reshape(m, cg)) if group == 1 and (kh, kw) == (1, 1) and s2 == (1, 1) else None
+    # im2col + GEMM: the weights as the GEMM's A (M x C*kh*kw), read in place
+    w_col = (np.ascontiguousarray(w.reshape(m, cg * kh * kw))
+             if group == 1 and not one_d and w_pw is None and m * cg * kh * kw >= COL_GEMM_MIN_WEIGHTS else None)
     residual = ctx.has_input(3)
     kind, p0, p1 = _activation(act) if act is not None else (0, 0.0, 0.0)
     ctx_k = (kw,) if one_d else (kh, kw)
@@ -186,6 +199,8 @@ def _conv_fast(ctx: NodeCtx, base, act):
             how = ("wino", pp)
         elif w_pw is not None and not any(pp) and oh * ow <= POINTWISE_GEMM_MAX_PIXELS:
             how = ("pw", None)
+        elif w_col is not None and oh * ow <= COL_GEMM_MAX_PIXELS:
+            how = ("col", (h, w_, oh, ow, kh, kw) + s2 + d2 + pp)
         else:
             how = ("gemm", (n, cg * group, h, w_, m, group, kh, kw) + s2 + d2 + pp + (oh, ow))
         return (n, h, w_, oh, ow) + how
@@ -236,6 +251,17 @@ def _conv_fast(ctx: NodeCtx, base, act):
                 if z is not None:
                     yi[...] = z[i].reshape(m, hw)
                 _k.gemm(w_pw, x[i].reshape(cg, hw), yi, False, False, 1.0, 0.0 if z is None else 1.0,
+                        bias, _k.BIAS_NONE if bias is None else _k.BIAS_ROW, kind, p0, p1)
+            return (y,)
+        if how == "col":  # the column matrix of each image, then W @ col with the same epilogue as "pw"
+            hw = oh * ow
+            col = np.empty((cg * kh * kw, hw), F32)
+            for i in range(n):
+                yi = y[i].reshape(m, hw)
+                _k.im2col_f32(x[i], col, cg, geo)
+                if z is not None:
+                    yi[...] = z[i].reshape(m, hw)
+                _k.gemm(w_col, col, yi, False, False, 1.0, 0.0 if z is None else 1.0,
                         bias, _k.BIAS_NONE if bias is None else _k.BIAS_ROW, kind, p0, p1)
             return (y,)
         if how == "gemm":

@@ -18,7 +18,8 @@ def calls(monkeypatch):
     from engine._C import _kernels as _k
 
     return _count_calls(monkeypatch, ((_k, "conv2d_f32", "conv2d"), (_k, "wino_conv_f32", "winograd"),
-                                      (_k, "dwconv2d_f32", "depthwise"), (_k, "gemm", "gemm")))
+                                      (_k, "dwconv2d_f32", "depthwise"), (_k, "gemm", "gemm"),
+                                      (_k, "im2col_f32", "im2col")))
 
 
 def _count_calls(monkeypatch, targets):
@@ -108,6 +109,46 @@ def test_winograd_not_where_it_loses(calls, c, m, hw):
     got, want = _run_both(model, feeds)
     _close(got, want, rtol=1e-5, atol=1e-5)
     assert calls["winograd"] == 0 and calls["conv2d"] == 1, calls
+
+
+@pytest.mark.parametrize("n,stride,residual", [(1, 1, False), (2, 1, True), (2, 2, False), (1, 2, True)], ids=str)
+def test_col_gemm_path_for_large_weights_on_small_maps(calls, monkeypatch, n, stride, residual):
+    """A 3x3 layer with at least COL_GEMM_MIN_WEIGHTS weights and a 7x7 output: im2col + one GEMM per image (the weights
+    read in place, nothing packed), with bias, residual and Relu as the reference gives them."""
+    from engine._C import _kernels as _k
+    from engine.ops import accel
+
+    packs = _count_calls(monkeypatch, ((_k, "conv2d_pack_f32", "pack"),))
+    c, m = 128, 912  # 912 * 128 * 9 = 1,050,624 weights: just above the threshold
+    assert m * c * 9 >= accel.COL_GEMM_MIN_WEIGHTS > (m - 16) * c * 9
+    hw = 7 * stride
+    x, w, b = rnd(n, c, hw, hw), (rnd(m, c, 3, 3) / np.sqrt(c * 9)).astype(np.float32), rnd(m)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], strides=[stride, stride])]
+    ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)]
+    feeds = {"x": x}
+    last = "c"
+    if residual:
+        feeds["z"] = rnd(n, m, 7, 7)
+        ins.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, feeds["z"].shape))
+        nodes.append(helper.make_node("Add", ["c", "z"], ["a"]))
+        last = "a"
+    nodes.append(helper.make_node("Relu", [last], ["y"]))
+    graph = helper.make_graph(nodes, "g", ins, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    got, want = _run_both(model, feeds)
+    _close(got, want, rtol=1e-4, atol=1e-4)
+    assert calls["im2col"] == n and calls["gemm"] == n and calls["conv2d"] == 0, calls
+    assert packs["pack"] == 0, "the im2col path reads the weights as they are"
+
+
+def test_col_gemm_not_below_the_weight_threshold(calls):
+    """The same 7x7 map with fewer weights (256 -> 256, 590k) stays on the implicit GEMM, which wins there."""
+    model, feeds = _conv_add_relu((1, 256, 7, 7), (256, 256, 3, 3), (1, 1, 1, 1), residual=False)
+    got, want = _run_both(model, feeds)
+    _close(got, want, rtol=1e-4, atol=1e-4)
+    assert calls["conv2d"] == 1 and calls["im2col"] == 0, calls
 
 
 def test_conv3d_and_float64_stay_on_numpy(calls):
