@@ -5,6 +5,9 @@
   and bias), when that Conv's output feeds nothing else;
 - `fuse_gelu`: the erf form of GELU as exporters write it, x * 0.5 * (1 + Erf(x / sqrt(2))) in any operand
   order, becomes one `engine::Activation` node (the C GELU kernel) instead of five elementwise passes;
+- `fuse_layernorm`: LayerNormalization written out as exporters of older opsets do, mean = ReduceMean(x);
+  d = x - mean; (d / Sqrt(ReduceMean(d^2) + eps)) * gamma + beta over the last axis (d^2 as Pow(d, 2) or d * d),
+  becomes one `engine::LayerNorm` node (the C row kernel) instead of nine passes over the tensor;
 - `fuse_matmul_add`: MatMul by a constant matrix followed by Add of a constant bias row becomes one GEMM with a
   fused bias (`engine::FusedMatMul`);
 - `fuse_conv_add`: a residual connection, Add(Conv(X, W, B?), Z) in either operand order, becomes one
@@ -31,7 +34,8 @@ import numpy as np
 
 from engine.ir import Graph, Node
 
-ALL_PASSES = ("drop_identity", "fold_batchnorm", "fuse_gelu", "fuse_matmul_add", "fuse_conv_add", "fuse_activation")
+ALL_PASSES = ("drop_identity", "fold_batchnorm", "fuse_gelu", "fuse_layernorm", "fuse_matmul_add", "fuse_conv_add",
+              "fuse_activation")
 ENGINE_DOMAIN = "engine"
 
 
@@ -300,6 +304,78 @@ def fuse_gelu(graph: Graph) -> None:
         graph.opsets.setdefault(ENGINE_DOMAIN, 1)
 
 
+def _last_axis_mean(graph: Graph, n: Node) -> str | None:
+    """The input of `n` if it is a ReduceMean over the last axis only, keeping dims (axes as an attribute before
+    opset 18, as a constant input from 18); else None."""
+    if n.domain != "" or n.op_type != "ReduceMean" or not _arity(n, 1) or len(n.outputs) != 1:
+        return None
+    if int(n.attrs.get("keepdims", 1)) != 1 or int(n.attrs.get("noop_with_empty_axes", 0)) != 0:
+        return None
+    axes = n.attrs.get("axes")
+    if axes is None and len(n.inputs) > 1 and n.inputs[1]:
+        c = _const(graph, n.inputs[1])
+        axes = None if c is None else [int(v) for v in c.reshape(-1)]
+    if axes is None or len(axes) != 1:
+        return None
+    t = graph.type_of(n.inputs[0])
+    rank = len(t.shape) if t is not None and t.shape is not None else None
+    if axes[0] != -1 and (rank is None or axes[0] != rank - 1):
+        return None
+    return n.inputs[0]
+
+
+def fuse_layernorm(graph: Graph) -> None:
+    uses = _Uses(graph)
+    drop: set[int] = set()
+    replace: dict[int, Node] = {}
+
+    def only(name, op):
+        r = uses.only_reader(name)
+        return r if r is not None and r.domain == "" and r.op_type == op and id(r) not in drop else None
+
+    for mean in graph.nodes:
+        x = _last_axis_mean(graph, mean)
+        if x is None or id(mean) in drop:
+            continue
+        sub = only(mean.outputs[0], "Sub")
+        if sub is None or sub.inputs != [x, mean.outputs[0]]:
+            continue
+        d = sub.outputs[0]
+        readers = uses.readers.get(d, [])
+        if d in uses.pinned or len(readers) not in (2, 3):
+            continue
+        sq = next((r for r in readers if r.domain == "" and (
+            (r.op_type == "Pow" and len(r.inputs) == 2 and r.inputs[0] == d and _scalar(graph, r.inputs[1]) == 2.0)
+            or (r.op_type == "Mul" and r.inputs == [d, d]))), None)
+        div = next((r for r in readers if r.domain == "" and r.op_type == "Div" and r.inputs[0] == d), None)
+        if sq is None or div is None or len(readers) != (3 if sq.op_type == "Mul" else 2):
+            continue  # (Mul(d, d) lists d twice among the readers)
+        var = uses.only_reader(sq.outputs[0])
+        if var is None or _last_axis_mean(graph, var) != sq.outputs[0] or id(var) in drop:
+            continue
+        add_eps = only(var.outputs[0], "Add")
+        eps = _scalar(graph, _other(add_eps, var.outputs[0]) or "") if add_eps is not None else None
+        if eps is None or eps < 0:
+            continue
+        sqrt = only(add_eps.outputs[0], "Sqrt")
+        if sqrt is None or uses.only_reader(sqrt.outputs[0]) is not div or div.inputs != [d, sqrt.outputs[0]]:
+            continue
+        mul = only(div.outputs[0], "Mul")
+        gamma = _other(mul, div.outputs[0]) if mul is not None else None
+        add = only(mul.outputs[0], "Add") if mul is not None else None
+        beta = _other(add, mul.outputs[0]) if add is not None else None
+        g, b = _const(graph, gamma or ""), _const(graph, beta or "")
+        if g is None or b is None or g.ndim != 1 or b.shape != g.shape or g.dtype.kind != "f" or b.dtype != g.dtype:
+            continue  # the affine part: constant vectors along the normalised axis
+        chain = [mean, sub, sq, var, add_eps, sqrt, div, mul, add]
+        drop.update(id(n) for n in chain)
+        replace[id(add)] = Node("LayerNorm", [x, gamma, beta], [add.outputs[0]], {"axis": -1, "epsilon": eps},
+                                mean.name, ENGINE_DOMAIN)
+    if drop:
+        graph.nodes = [replace.get(id(n), n) for n in graph.nodes if id(n) not in drop or id(n) in replace]
+        graph.opsets.setdefault(ENGINE_DOMAIN, 1)
+
+
 def _close(v: float | None, want: float) -> bool:
     return v is not None and abs(v - want) <= 1e-4 * abs(want)
 
@@ -416,5 +492,6 @@ def fuse_activation(graph: Graph) -> None:
 
 
 _PASSES = {"drop_identity": drop_identity, "fold_batchnorm": fold_batchnorm, "fuse_gelu": fuse_gelu,
+           "fuse_layernorm": fuse_layernorm,
            "fuse_matmul_add": fuse_matmul_add, "fuse_conv_add": fuse_conv_add,
            "fuse_activation": fuse_activation}

@@ -72,6 +72,63 @@ def test_fuse_gelu_and_into_matmul(variant):
     assert ("", "Erf") in _ops(off)
 
 
+def _layernorm_nodes(opset, square="pow", axis=-1, flip=False, extra=None):
+    """LayerNormalization over the last axis written out as exporters of older opsets do (axes an attribute before
+    opset 18, an input from 18); square: "pow" (Pow(d, 2)) or "mul" (d * d); flip: constants on the left of Mul/Add;
+    extra: "mean" (the mean is read again) or "d" (x - mean is a graph output too): no fusion then."""
+    def mean(src, dst):
+        if opset >= 18:
+            return h.make_node("ReduceMean", [src, "ax"], [dst], keepdims=1)
+        return h.make_node("ReduceMean", [src], [dst], axes=[axis], keepdims=1)
+    nodes = [mean("x", "mu"), h.make_node("Sub", ["x", "mu"], ["d"]),
+             h.make_node("Pow", ["d", "two"], ["d2"]) if square == "pow" else h.make_node("Mul", ["d", "d"], ["d2"]),
+             mean("d2", "var"), h.make_node("Add", ["var", "eps"], ["ve"]), h.make_node("Sqrt", ["ve"], ["sd"]),
+             h.make_node("Div", ["d", "sd"], ["n"]),
+             h.make_node("Mul", ["gamma", "n"] if flip else ["n", "gamma"], ["ng"]),
+             h.make_node("Add", ["beta", "ng"] if flip else ["ng", "beta"], ["y"])]
+    if extra == "mean":
+        nodes.append(h.make_node("Add", ["y", "mu"], ["y2"]))
+    return nodes
+
+
+@pytest.mark.parametrize("opset,square,flip", [(13, "pow", False), (13, "mul", True), (18, "pow", True),
+                                               (17, "mul", False)])
+def test_fuse_layernorm(opset, square, flip):
+    c = 24
+    inits = [_c("two", np.float32(2)), _c("eps", np.float32(1e-5)), _c("ax", np.int64([-1])),
+             _c("gamma", RNG.standard_normal(c).astype(np.float32)), _c("beta", RNG.standard_normal(c).astype(np.float32))]
+    m = _model(_layernorm_nodes(opset, square, flip=flip), [h.make_tensor_value_info("x", T.FLOAT, ["N", 5, c])],
+               [h.make_tensor_value_info("y", T.FLOAT, None)], inits, opset=opset)
+    x = (RNG.standard_normal((2, 5, c)) * 3 + 1).astype(np.float32)
+    on, off = _same_three_ways(m, {"x": x}, rtol=1e-5, atol=1e-5)
+    assert _ops(on) == [("engine", "LayerNorm")], _ops(on)
+    assert ("", "ReduceMean") in _ops(off)
+
+
+@pytest.mark.parametrize("case", ["mean_read_again", "d_is_output", "not_last_axis", "gamma_not_constant"])
+def test_fuse_layernorm_leaves_alone(case):
+    c = 6
+    inits = [_c("two", np.float32(2)), _c("eps", np.float32(1e-5)),
+             _c("beta", RNG.standard_normal(c).astype(np.float32))]
+    ins = [h.make_tensor_value_info("x", T.FLOAT, [3, 4, c])]
+    feeds = {"x": RNG.standard_normal((3, 4, c)).astype(np.float32)}
+    outs = [h.make_tensor_value_info("y2" if case == "mean_read_again" else "y", T.FLOAT, None)]
+    if case == "d_is_output":
+        outs.append(h.make_tensor_value_info("d", T.FLOAT, None))
+    if case == "gamma_not_constant":
+        ins.append(h.make_tensor_value_info("gamma", T.FLOAT, [c]))
+        feeds["gamma"] = RNG.standard_normal(c).astype(np.float32)
+    else:
+        inits.append(_c("gamma", RNG.standard_normal(c).astype(np.float32)))
+    nodes = _layernorm_nodes(13, axis=1 if case == "not_last_axis" else -1,
+                             extra="mean" if case == "mean_read_again" else None)
+    if case == "not_last_axis":  # normalise over axis 1 (length 4): gamma and beta broadcast along the last axis
+        feeds["x"] = RNG.standard_normal((3, 4, c)).astype(np.float32)
+    m = _model(nodes, ins, outs, inits, opset=13)
+    on, _ = _same_three_ways(m, feeds, rtol=1e-5, atol=1e-5)
+    assert ("engine", "LayerNorm") not in _ops(on), _ops(on)
+
+
 def test_fold_batchnorm_and_fuse_relu_into_conv():
     cw = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
     bn = [np.abs(RNG.standard_normal(4)).astype(np.float32) + 0.5 for _ in range(4)]

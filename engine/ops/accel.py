@@ -386,6 +386,7 @@ def softmax(ctx: NodeCtx, base):
 
 
 @accelerate("LayerNormalization")
+@accelerate("LayerNorm", domain="engine")  # the fuse_layernorm pass's node, for opsets before LayerNormalization
 def layer_norm(ctx: NodeCtx, base):
     axis = ctx.attr("axis", -1)
     eps = ctx.attr("epsilon", 1e-5)

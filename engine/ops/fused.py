@@ -5,7 +5,9 @@
 - `FusedConv(X, W, B?, Z?)`: act(Conv(X, W, B) + Z): a Conv, then the residual Z (optional input 3, made by the
   `fuse_conv_add` pass; B is then "" when the Conv had no bias) added and the activation applied, both in place on
   the fresh Conv output;
-- `Activation(X)`: an activation with no op of its own in ONNX's older opsets (GELU written out with Erf).
+- `Activation(X)`: an activation with no op of its own in ONNX's older opsets (GELU written out with Erf);
+- `LayerNorm(X, gamma, beta)`: ONNX LayerNormalization (attributes axis, epsilon) for graphs whose opset predates it,
+  made by `fuse_layernorm` from the written-out form.
 Attributes: `activation` (engine.linalg's names: relu, clip, leaky_relu, sigmoid, hardswish, gelu, gelu_tanh),
 `act_p0`, `act_p1` (its parameters); FusedConv also carries every Conv attribute.
 """
@@ -139,3 +141,10 @@ def activation(ctx: NodeCtx):
             raise TypeError(f"engine::Activation: input has dtype {x.dtype}, expected float32")
         return (apply_activation(np.array(x, dtype=np.float32, order="C"), act),)
     return run
+
+
+@register("LayerNorm", domain="engine", shape_inputs=())
+def layer_norm(ctx: NodeCtx):
+    from engine.ops.nn import layernorm_op
+
+    return layernorm_op(ctx)
