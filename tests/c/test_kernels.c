@@ -412,16 +412,18 @@ static void fused_ukr_arow_epi_counted(size_t kc, const float *ENG_RESTRICT a, s
  * K block's tile is stored) and with both set to NULL in a copy of the table (tiles stored, then bias_act_f32 over
  * the rows). The two C buffers, canaries around and between the rows included, must be bitwise equal, and the fused
  * kernels must have been called. A's rows are scaled by 1..64 so the activations' inputs reach +-100 (the EXP
- * overflow range, the sigmoid/tanh saturation); C (beta != 0) holds NaN, +-0, +-89, +-1000 among random values. */
+ * overflow range, the sigmoid/tanh saturation); every fifth row is zero, so a negative alpha gives -0 products (the
+ * separate pass adds its row bias 0 even without a row bias, turning -0 into +0; the fused store must too); C (beta
+ * != 0) holds NaN, +-0, +-89, +-1000 among random values. */
 static int fused_case(const tab_t *t, size_t M, size_t N, size_t K, int ta, float alpha, float beta, int bias_kind,
                       eng_act_t act, int parallel) {
   const size_t lda = (ta ? M : K) + 1, ldb = N + 2, ldc = N + 3;
   float *A = falloc((ta ? K : M) * lda), *B = falloc(K * ldb);
   ffill(A, (ta ? K : M) * lda, qnan());
   ffill(B, K * ldb, qnan());
-  static const float scales[4] = {1.0f, 4.0f, 16.0f, 64.0f};
+  static const float scales[5] = {1.0f, 4.0f, 0.0f, 16.0f, 64.0f};
   for (size_t i = 0; i < M; i++)
-    for (size_t p = 0; p < K; p++) *(ta ? &A[p * lda + i] : &A[i * lda + p]) = frand() * scales[i % 4];
+    for (size_t p = 0; p < K; p++) *(ta ? &A[p * lda + i] : &A[i * lda + p]) = frand() * scales[i % 5];
   for (size_t p = 0; p < K; p++)
     for (size_t j = 0; j < N; j++) B[p * ldb + j] = frand();
   const size_t clen = 2 * GUARD + M * ldc;
