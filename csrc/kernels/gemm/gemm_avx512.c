@@ -38,10 +38,10 @@
     }                                                                                 \
   } while (0)
 
-/* The epilogue on the tile spilled to t (row-major MR x NR, 64-byte aligned): per row c = alpha * acc + beta * c as in
- * STORE_ROW, then + bias_row[i] (always added, 0 without a row bias, as the separate pass adds its bias_s), + bias_col[j]
- * when given, then the activation: the operations of eng_bias_act_f32_avx512 in the same order, so the stored floats are
- * bitwise those of the unfused path. Lanes past n are masked off (neither read nor written). */
+/* The epilogue on the tile spilled to t (row-major MR x NR, 64-byte aligned): per row c = alpha * acc + beta * c as
+ * in STORE_ROW, then + bias_row[i] (always added, 0 without a row bias, as the separate pass adds its bias_s),
+ * + bias_col[j] when given, then the activation: the operations of eng_bias_act_f32_avx512 in the same order, so the
+ * stored floats are bitwise those of the unfused path. Lanes past n are masked off (neither read nor written). */
 ENG_INLINE void store_tile_epi_kind_avx512(const float *t, float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n,
                                            float alpha, float beta, const eng_gemm_epi_t *epi, const int kind) {
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);

@@ -42,11 +42,11 @@ static inline float32x4_t scale_neon(float32x4_t acc, const float *c, float32x4_
     vst1q_f32(cr + 8, r2);                                      \
   } while (0)
 
-/* The epilogue on the tile spilled to t (row-major MR x NR): per row c = alpha * acc + beta * c (scale_neon, as the plain
- * store), then + bias_row[i] (always added, 0 without a row bias, as the separate pass adds its bias_s), + bias_col[j]
- * when given, then the activation: the operations of eng_bias_act_f32_neon in the same order, so the stored floats are
- * bitwise those of the unfused path. A partial row goes through a zero-padded copy (C and the column bias are read
- * only inside the m x n corner); lanes past n are computed but never stored. */
+/* The epilogue on the tile spilled to t (row-major MR x NR): per row c = alpha * acc + beta * c (scale_neon, as the
+ * plain store), then + bias_row[i] (always added, 0 without a row bias, as the separate pass adds its bias_s),
+ * + bias_col[j] when given, then the activation: the operations of eng_bias_act_f32_neon in the same order, so the
+ * stored floats are bitwise those of the unfused path. A partial row goes through a zero-padded copy (C and the
+ * column bias are read only inside the m x n corner); lanes past n are computed but never stored. */
 ENG_INLINE void store_tile_epi_kind_neon(const float *t, float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n,
                                          float alpha, float beta, const eng_gemm_epi_t *epi, const int kind) {
   const float32x4_t va = vdupq_n_f32(alpha), vb = vdupq_n_f32(beta);
