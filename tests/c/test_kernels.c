@@ -20,6 +20,9 @@
  *    activation's own error.  The same result from the scalar table must agree within twice that.
  *    C is NaN when beta == 0 (it must not be read), padding of A and B is NaN (it must not be used), and
  *    a signalling-NaN canary surrounds C and fills the gap between its rows (it must stay bit-identical).
+ *  - the fused GEMM epilogue (ukr_epi / ukr_arow_epi) against the driver's separate bias_act_f32 pass, same table with
+ *    those two kernels removed: every activation, bias column/row, partial tiles, two K blocks, two epilogue column
+ *    groups; C bitwise equal, and the fused kernels must have run (tables without them print a note).
  *  - gemv_f32 directly (both layouts) for n = 0..2W+1, 3W-1, 4W, 1007 (W = 16), several k, misaligned
  *    pointers, y canaries, NaN y when beta == 0.
  *  - bias_act_f32 directly for the same n, every activation, bias NULL or not, bias_s 0 or not, misaligned
@@ -317,6 +320,8 @@ static int gemm_case(const tab_t *t, const gcase_t *g, int cmp_scalar) {
   return ok;
 }
 
+static void gemm_fused_tests(const tab_t *t, counts_t *cnt);
+
 static void gemm_tests(const tab_t *t, counts_t *cnt) {
   const int cmp = t->isa != ENG_ISA_SCALAR;
   const eng_gemm_f32_impl_t *im = t->eff.gemm_f32;
@@ -382,6 +387,133 @@ static void gemm_tests(const tab_t *t, counts_t *cnt) {
       }
     }
 #undef RUN
+  gemm_fused_tests(t, cnt);
+}
+
+/* ---------------------------------------------------------------- GEMM: fused epilogue == separate pass */
+
+/* The table's fused kernels, wrapped so the test can tell they ran (the driver picks them on its own). */
+static const eng_gemm_f32_impl_t *g_fused_real;
+static long g_fused_calls;
+static void fused_ukr_epi_counted(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b,
+                                  float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta,
+                                  const eng_gemm_epi_t *epi) {
+  __atomic_fetch_add(&g_fused_calls, 1, __ATOMIC_RELAXED);
+  g_fused_real->ukr_epi(kc, a, b, c, ldc, m, n, alpha, beta, epi);
+}
+static void fused_ukr_arow_epi_counted(size_t kc, const float *ENG_RESTRICT a, size_t lda, const float *ENG_RESTRICT b,
+                                       float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta,
+                                       const eng_gemm_epi_t *epi) {
+  __atomic_fetch_add(&g_fused_calls, 1, __ATOMIC_RELAXED);
+  g_fused_real->ukr_arow_epi(kc, a, lda, b, c, ldc, m, n, alpha, beta, epi);
+}
+
+/* One GEMM through the driver twice: with the table's ukr_epi / ukr_arow_epi (bias and activation applied as the last
+ * K block's tile is stored) and with both set to NULL in a copy of the table (tiles stored, then bias_act_f32 over
+ * the rows). The two C buffers, canaries around and between the rows included, must be bitwise equal, and the fused
+ * kernels must have been called. A's rows are scaled by 1..64 so the activations' inputs reach +-100 (the EXP
+ * overflow range, the sigmoid/tanh saturation); every fifth row is zero, so a negative alpha gives -0 products (the
+ * separate pass adds its row bias 0 even without a row bias, turning -0 into +0; the fused store must too); C (beta
+ * != 0) holds NaN, +-0, +-89, +-1000 among random values. */
+static int fused_case(const tab_t *t, size_t M, size_t N, size_t K, int ta, float alpha, float beta, int bias_kind,
+                      eng_act_t act, int parallel) {
+  const size_t lda = (ta ? M : K) + 1, ldb = N + 2, ldc = N + 3;
+  float *A = falloc((ta ? K : M) * lda), *B = falloc(K * ldb);
+  ffill(A, (ta ? K : M) * lda, qnan());
+  ffill(B, K * ldb, qnan());
+  static const float scales[5] = {1.0f, 4.0f, 0.0f, 16.0f, 64.0f};
+  for (size_t i = 0; i < M; i++)
+    for (size_t p = 0; p < K; p++) *(ta ? &A[p * lda + i] : &A[i * lda + p]) = frand() * scales[i % 5];
+  for (size_t p = 0; p < K; p++)
+    for (size_t j = 0; j < N; j++) B[p * ldb + j] = frand();
+  const size_t clen = 2 * GUARD + M * ldc;
+  float *fbuf = falloc(clen), *pbuf = falloc(clen);
+  ffill(fbuf, clen, canary());
+  static const float specials[7] = {0.0f, -0.0f, 89.0f, -89.0f, 1000.0f, -1000.0f, 0.0f};
+  for (size_t i = 0; i < M; i++)
+    for (size_t j = 0; j < N; j++) {
+      size_t q = i * N + j;
+      float v = 2.0f * frand();
+      if (q % 5 == 0) v = q % 35 == 0 ? qnan() : specials[(q / 5) % 7];
+      fbuf[GUARD + i * ldc + j] = beta == 0.0f ? qnan() : v;
+    }
+  memcpy(pbuf, fbuf, clen * sizeof(float));
+  const size_t nbias = bias_kind == ENG_BIAS_COL ? N : (bias_kind == ENG_BIAS_ROW ? M : 0);
+  float *bias = falloc(nbias + 1);
+  for (size_t i = 0; i < nbias; i++) bias[i] = i % 11 == 3 ? -0.0f : 4.0f * frand();
+
+  eng_gemm_f32_impl_t fused = *t->eff.gemm_f32, plain = fused;
+  g_fused_real = t->eff.gemm_f32;
+  fused.ukr_epi = fused.ukr_epi ? fused_ukr_epi_counted : NULL;
+  fused.ukr_arow_epi = fused.ukr_arow_epi ? fused_ukr_arow_epi_counted : NULL;
+  plain.ukr_epi = NULL;
+  plain.ukr_arow_epi = NULL;
+  eng_kernels_t kf = t->eff, kp = t->eff;
+  kf.gemm_f32 = &fused;
+  kp.gemm_f32 = &plain;
+  eng_gemm_args_t args = {M, N, K, alpha, beta, A, lda, ta, B, ldb, 0, fbuf + GUARD, ldc,
+                          nbias ? bias : NULL, bias_kind, act};
+  char what[200];
+  snprintf(what, sizeof what, "gemm fused epilogue M=%zu N=%zu K=%zu ta=%d alpha=%g beta=%g bias=%d act=%s par=%d", M, N,
+           K, ta, alpha, beta, bias_kind, act_name(act.kind), parallel);
+  int ok = 1;
+  g_fused_calls = 0;
+  eng_status_t st = eng_gemm_f32_with(&kf, &args, parallel);
+  const long calls = __atomic_load_n(&g_fused_calls, __ATOMIC_RELAXED);
+  args.c = pbuf + GUARD;
+  eng_status_t sp = eng_gemm_f32_with(&kp, &args, parallel);
+  if (st != ENG_OK || sp != ENG_OK) {
+    report("%s %s: status %s (fused), %s (separate)", t->name, what, eng_status_str(st), eng_status_str(sp));
+    ok = 0;
+  }
+  if (ok && calls == 0) {
+    report("%s %s: the fused kernels were never called", t->name, what);
+    ok = 0;
+  }
+  for (size_t q = 0; q < clen && ok; q++) {
+    size_t r = q < GUARD ? SIZE_MAX : q - GUARD;
+    int inside = r != SIZE_MAX && r < M * ldc && r % ldc < N;
+    if (!inside && f2u(fbuf[q]) != CANARY_BITS) {
+      report("%s %s: canary at C offset %lld overwritten with %g", t->name, what, (long long)q - GUARD, fbuf[q]);
+      ok = 0;
+    } else if (f2u(fbuf[q]) != f2u(pbuf[q])) {
+      report("%s %s: C[%zu][%zu] = %.9g (0x%08x) fused, %.9g (0x%08x) separate pass", t->name, what, r / ldc, r % ldc,
+             fbuf[q], f2u(fbuf[q]), pbuf[q], f2u(pbuf[q]));
+      ok = 0;
+    }
+  }
+  free(A), free(B), free(fbuf), free(pbuf), free(bias);
+  return ok;
+}
+
+/* Every activation x bias (none with an activation, column, row) on shapes with partial tiles in M and N, several
+ * tiles, two epilogue column groups (N > 256), two K blocks (the last one with beta 1), A transposed or not (packed
+ * or read in place where the table has both fused kernels); alpha, beta and threading rotate. */
+static void gemm_fused_tests(const tab_t *t, counts_t *cnt) {
+  const eng_gemm_f32_impl_t *im = t->eff.gemm_f32;
+  if (!im->ukr_epi && !im->ukr_arow_epi) {
+    printf("%-8s %-14s fused epilogue not tested: this table has no ukr_epi / ukr_arow_epi\n", t->name, "gemm_f32");
+    return;
+  }
+  const size_t mr = im->mr, nr = im->nr;
+  const size_t shapes[][3] = {{2 * mr + 3, 2 * nr + 5, 7}, {mr, nr, 1},          {mr - 1, nr - 1, 67},
+                              {mr + 1, 300, 9},            {3 * mr + 1, nr + 3, im->kc + 5}};
+  const int nshapes = (int)(sizeof shapes / sizeof shapes[0]); /* all, even quick: 410 small GEMMs */
+  /* alpha and beta not powers of 2: alpha acc + beta c rounds differently with and without FMA */
+  const float alphas[2] = {1.0f, -1.3f}, betas[3] = {0.0f, 1.0f, 0.3f};
+  long idx = 0;
+  for (int s = 0; s < nshapes; s++)
+    for (int ta = 0; ta < 2; ta++)
+      for (int bk = 0; bk < 3; bk++)
+        for (int ak = 0; ak < ENG_ACT_COUNT; ak++) {
+          if (bk == ENG_BIAS_NONE && ak == ENG_ACT_NONE) continue; /* no epilogue: nothing is fused */
+          long i = idx++;
+          if (fused_case(t, shapes[s][0], shapes[s][1], shapes[s][2], ta, alphas[i % 2], betas[(i / 2) % 3], bk,
+                         make_act(ak), (int)((i / 6) % 2)))
+            cnt->pass++;
+          else
+            cnt->fail++;
+        }
 }
 
 /* ---------------------------------------------------------------- GEMV */

@@ -3,53 +3,9 @@
  * Must match act_scalar.c (eng_bias_act_f32_scalar): exact for relu/clip/leaky_relu, hardswish up to FMA
  * rounding; sigmoid/silu/gelu use the approximations of simd_avx512.h (a few ulp, see tests/tolerances.py).
  * Twin of act_avx2.c, 16 lanes instead of 8, with an opmask tail instead of maskload/maskstore: both give
- * the same floats. NaN inputs give NaN outputs for every activation. */
-#include "eng/eng_kernels.h"
-#include "../../simd/simd_avx512.h"
-
-ENG_INLINE __m512 act_avx512(__m512 x, int kind, __m512 p0, __m512 p1) {
-  switch (kind) {
-    case ENG_ACT_RELU: return _mm512_max_ps(_mm512_setzero_ps(), x); /* maxps returns x when x is NaN */
-    case ENG_ACT_CLIP: return _mm512_min_ps(p1, _mm512_max_ps(p0, x));
-    case ENG_ACT_LEAKY_RELU:
-      return _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), x, p0);
-    case ENG_ACT_HARDSWISH: {
-      __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.0f / 6.0f), _mm512_set1_ps(0.5f));
-      t = _mm512_min_ps(_mm512_set1_ps(1.0f), _mm512_max_ps(_mm512_setzero_ps(), t));
-      return _mm512_mul_ps(x, t);
-    }
-    case ENG_ACT_HARDSIGMOID: { /* mul then add, as the scalar twin (bitwise equal) */
-      __m512 t = _mm512_add_ps(_mm512_mul_ps(p0, x), p1);
-      return _mm512_min_ps(_mm512_set1_ps(1.0f), _mm512_max_ps(_mm512_setzero_ps(), t));
-    }
-    default: break;
-  }
-  __m512 y;
-  switch (kind) {
-    case ENG_ACT_SIGMOID: y = sigmoid_avx512(x); break;
-    case ENG_ACT_SILU: y = _mm512_mul_ps(x, sigmoid_avx512(x)); break;
-    case ENG_ACT_GELU: y = gelu_avx512(x); break;
-    case ENG_ACT_GELU_TANH: y = gelu_tanh_avx512(x); break;
-    case ENG_ACT_TANH: y = tanh_avx512(x); break;
-    case ENG_ACT_ELU: {
-      __m512 neg = _mm512_mul_ps(p0, expm1_neg_avx512(_mm512_min_ps(x, _mm512_setzero_ps())));
-      y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), x, neg);
-      break;
-    }
-    case ENG_ACT_SOFTPLUS: y = softplus_avx512(x); break;
-    case ENG_ACT_EXP: { /* exp_avx512 gives +inf above 88.376; exp(x/2)^2 covers the top of the float range */
-      y = exp_avx512(x);
-      __mmask16 big = _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.0f), _CMP_GT_OQ);
-      if (big) {
-        __m512 h = exp_avx512(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)));
-        y = _mm512_mask_mov_ps(y, big, _mm512_mul_ps(h, h));
-      }
-      break;
-    }
-    default: return x;
-  }
-  return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x); /* the range clamps would eat NaN */
-}
+ * the same floats. NaN inputs give NaN outputs for every activation. The per-vector activation (act_avx512) lives in
+ * act_avx512.h, shared with the fused epilogue of the GEMM micro-kernel (gemm_avx512.c). */
+#include "act_avx512.h"
 
 void eng_bias_act_f32_avx512(size_t n, float *y, const float *bias, float bias_s, const eng_act_t *act) {
   const int kind = act->kind;

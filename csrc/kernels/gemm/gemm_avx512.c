@@ -8,12 +8,16 @@
  *   operands), which keeps both FMA ports of Skylake-SP/Ice Lake/Sapphire Rapids/Zen 4 busy. 12 rows
  *   rather than 14 leave registers spare so the compiler never spills in the k loop.
  * - Partial tiles store through opmasks (columns) and a row count, instead of the AVX2 spill-and-copy;
- *   masked-off lanes are neither read nor written, so nothing outside the m x n corner is touched. */
+ *   masked-off lanes are neither read nor written, so nothing outside the m x n corner is touched.
+ * - The fused epilogue (ukr_12x32_epi_avx512, eng_gemm_epi_t) spills the tile and stores it row by row with bias and
+ *   activation applied, in the operation order of the separate pass (act_avx512.c, act_avx512 shared through
+ *   act_avx512.h): bitwise equal to storing and then running eng_bias_act_f32_avx512 over the rows. */
 #include <assert.h>
 #include <string.h>
 
 #include "eng/eng_kernels.h"
 #include "../../simd/simd_avx512.h"
+#include "../act/act_avx512.h"
 
 #define MR 12
 #define NR 32
@@ -34,8 +38,54 @@
     }                                                                                 \
   } while (0)
 
-static void ukr_12x32_avx512(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b, float *ENG_RESTRICT c,
-                             size_t ldc, size_t m, size_t n, float alpha, float beta) {
+/* The epilogue on the tile spilled to t (row-major MR x NR, 64-byte aligned): per row c = alpha * acc + beta * c as
+ * in STORE_ROW, then + bias_row[i] (always added, 0 without a row bias, as the separate pass adds its bias_s),
+ * + bias_col[j] when given, then the activation: the operations of eng_bias_act_f32_avx512 in the same order, so the
+ * stored floats are bitwise those of the unfused path. Lanes past n are masked off (neither read nor written). */
+ENG_INLINE void store_tile_epi_kind_avx512(const float *t, float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n,
+                                           float alpha, float beta, const eng_gemm_epi_t *epi, const int kind) {
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  const __m512 p0 = _mm512_set1_ps(epi->act->p0), p1 = _mm512_set1_ps(epi->act->p1);
+  const __mmask16 k0 = tail_mask_avx512(n < 16 ? n : 16), k1 = tail_mask_avx512(n > 16 ? n - 16 : 0);
+  const int two = n > 16; /* the second half of the row has columns to store */
+  __m512 bc0 = _mm512_setzero_ps(), bc1 = _mm512_setzero_ps();
+  if (epi->bias_col) {
+    bc0 = _mm512_maskz_loadu_ps(k0, epi->bias_col);
+    if (two) bc1 = _mm512_maskz_loadu_ps(k1, epi->bias_col + 16);
+  }
+  for (size_t i = 0; i < m; i++) {
+    float *cr = c + i * ldc;
+    const __m512 bs = _mm512_set1_ps(epi->bias_row ? epi->bias_row[i] : 0.0f);
+    __m512 r0 = _mm512_mul_ps(_mm512_load_ps(t + i * NR), va);
+    if (beta != 0.0f) r0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k0, cr), vb, r0);
+    r0 = _mm512_add_ps(r0, bs);
+    if (epi->bias_col) r0 = _mm512_add_ps(r0, bc0);
+    _mm512_mask_storeu_ps(cr, k0, act_avx512(r0, kind, p0, p1));
+    if (two) {
+      __m512 r1 = _mm512_mul_ps(_mm512_load_ps(t + i * NR + 16), va);
+      if (beta != 0.0f) r1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k1, cr + 16), vb, r1);
+      r1 = _mm512_add_ps(r1, bs);
+      if (epi->bias_col) r1 = _mm512_add_ps(r1, bc1);
+      _mm512_mask_storeu_ps(cr + 16, k1, act_avx512(r1, kind, p0, p1));
+    }
+  }
+}
+
+/* One copy per common activation, so its code is inlined without a switch per vector (as store_tile_epi_avx2). */
+static void store_tile_epi_avx512(const float *t, float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha,
+                                  float beta, const eng_gemm_epi_t *epi) {
+  switch (epi->act->kind) {
+    case ENG_ACT_NONE: store_tile_epi_kind_avx512(t, c, ldc, m, n, alpha, beta, epi, ENG_ACT_NONE); break;
+    case ENG_ACT_RELU: store_tile_epi_kind_avx512(t, c, ldc, m, n, alpha, beta, epi, ENG_ACT_RELU); break;
+    case ENG_ACT_CLIP: store_tile_epi_kind_avx512(t, c, ldc, m, n, alpha, beta, epi, ENG_ACT_CLIP); break;
+    default: store_tile_epi_kind_avx512(t, c, ldc, m, n, alpha, beta, epi, epi->act->kind); break;
+  }
+}
+
+/* The tile product; epi == NULL stores plainly (STORE_ROW), else through store_tile_epi_avx512. Inlined into the two
+ * entry points below, so the plain kernel carries no epilogue code. */
+ENG_INLINE void ukr_12x32_body(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b, float *ENG_RESTRICT c,
+                               size_t ldc, size_t m, size_t n, float alpha, float beta, const eng_gemm_epi_t *epi) {
   assert(m <= MR && n <= NR);
   __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
   __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
@@ -90,6 +140,23 @@ static void ukr_12x32_avx512(size_t kc, const float *ENG_RESTRICT a, const float
   }
 #undef STEP
 #undef FMA_ROW
+  if (epi) {
+    float t[MR * NR] __attribute__((aligned(64)));
+    _mm512_store_ps(t + 0 * NR, c00), _mm512_store_ps(t + 0 * NR + 16, c01);
+    _mm512_store_ps(t + 1 * NR, c10), _mm512_store_ps(t + 1 * NR + 16, c11);
+    _mm512_store_ps(t + 2 * NR, c20), _mm512_store_ps(t + 2 * NR + 16, c21);
+    _mm512_store_ps(t + 3 * NR, c30), _mm512_store_ps(t + 3 * NR + 16, c31);
+    _mm512_store_ps(t + 4 * NR, c40), _mm512_store_ps(t + 4 * NR + 16, c41);
+    _mm512_store_ps(t + 5 * NR, c50), _mm512_store_ps(t + 5 * NR + 16, c51);
+    _mm512_store_ps(t + 6 * NR, c60), _mm512_store_ps(t + 6 * NR + 16, c61);
+    _mm512_store_ps(t + 7 * NR, c70), _mm512_store_ps(t + 7 * NR + 16, c71);
+    _mm512_store_ps(t + 8 * NR, c80), _mm512_store_ps(t + 8 * NR + 16, c81);
+    _mm512_store_ps(t + 9 * NR, c90), _mm512_store_ps(t + 9 * NR + 16, c91);
+    _mm512_store_ps(t + 10 * NR, ca0), _mm512_store_ps(t + 10 * NR + 16, ca1);
+    _mm512_store_ps(t + 11 * NR, cb0), _mm512_store_ps(t + 11 * NR + 16, cb1);
+    store_tile_epi_avx512(t, c, ldc, m, n, alpha, beta, epi);
+    return;
+  }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   const __mmask16 k0 = tail_mask_avx512(n < 16 ? n : 16), k1 = tail_mask_avx512(n > 16 ? n - 16 : 0);
   STORE_ROW(c00, c01, 0);
@@ -107,6 +174,17 @@ static void ukr_12x32_avx512(size_t kc, const float *ENG_RESTRICT a, const float
 }
 #undef STORE_ROW
 
+/* The entry points: without and with the fused epilogue. */
+static void ukr_12x32_avx512(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b, float *ENG_RESTRICT c,
+                             size_t ldc, size_t m, size_t n, float alpha, float beta) {
+  ukr_12x32_body(kc, a, b, c, ldc, m, n, alpha, beta, NULL);
+}
+static void ukr_12x32_epi_avx512(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b,
+                                 float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha, float beta,
+                                 const eng_gemm_epi_t *epi) {
+  ukr_12x32_body(kc, a, b, c, ldc, m, n, alpha, beta, epi);
+}
+
 /* Cache blocking for a 48 KiB L1D and a 1-2 MiB L2 per core (Ice Lake-SP, Sapphire Rapids; 32 KiB/1 MiB on
  * Skylake-SP and Zen 4 still fits the L2 part):
  * - kc = 192: the kernel re-reads one packed B micro-panel (kc x 32 floats = 24 KiB) for every A
@@ -117,7 +195,7 @@ static void ukr_12x32_avx512(size_t kc, const float *ENG_RESTRICT a, const float
  *   micro-panels cycle through it, a third of a 1 MiB L2, leaving room for B panels and C lines.
  * - nc = 4096 (128 panels of 32): the packed B block (192 x 4096 floats = 3 MiB) lives in the shared L3;
  *   larger only matters for very wide N, where it would be re-packed per jc block anyway. */
-const eng_gemm_f32_impl_t eng_gemm_f32_avx512 = {MR, NR, 480, 192, 4096, ukr_12x32_avx512};
+const eng_gemm_f32_impl_t eng_gemm_f32_avx512 = {MR, NR, 480, 192, 4096, ukr_12x32_avx512, NULL, ukr_12x32_epi_avx512};
 
 void eng_gemv_f32_avx512(size_t n, size_t k, float alpha, const float *ENG_RESTRICT x, const float *ENG_RESTRICT b,
                          size_t ldb, int trans_b, float beta, float *ENG_RESTRICT y) {

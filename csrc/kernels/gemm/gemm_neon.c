@@ -9,12 +9,16 @@
  * step 24 FMAs (vfmaq_laneq_f32 takes the A value straight from a lane, no broadcast) against 5 loads, which
  * keeps the one or two FMA pipes of Cortex-A53/A72/A76 and Neoverse cores busy.
  * Twin of gemm_avx2.c; tails (partial tiles, k % 4, n % 4) go through the same vector code on zero-padded
- * copies instead of scalar loops, so an output's value does not depend on where it sits in a tile. */
+ * copies instead of scalar loops, so an output's value does not depend on where it sits in a tile.
+ * The fused epilogue (ukr_8x12_epi_neon, eng_gemm_epi_t) spills the tile and stores it row by row with bias and
+ * activation applied, in the operation order of the separate pass (act_neon.c, act_neon shared through act_neon.h):
+ * bitwise equal to storing and then running eng_bias_act_f32_neon over the rows. */
 #include <assert.h>
 #include <string.h>
 
 #include "eng/eng_kernels.h"
 #include "../../simd/simd_neon.h"
+#include "../act/act_neon.h"
 
 #define MR 8
 #define NR 12
@@ -38,8 +42,49 @@ static inline float32x4_t scale_neon(float32x4_t acc, const float *c, float32x4_
     vst1q_f32(cr + 8, r2);                                      \
   } while (0)
 
-static void ukr_8x12_neon(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b, float *ENG_RESTRICT c,
-                          size_t ldc, size_t m, size_t n, float alpha, float beta) {
+/* The epilogue on the tile spilled to t (row-major MR x NR): per row c = alpha * acc + beta * c (scale_neon, as the
+ * plain store), then + bias_row[i] (always added, 0 without a row bias, as the separate pass adds its bias_s),
+ * + bias_col[j] when given, then the activation: the operations of eng_bias_act_f32_neon in the same order, so the
+ * stored floats are bitwise those of the unfused path. A partial row goes through a zero-padded copy (C and the
+ * column bias are read only inside the m x n corner); lanes past n are computed but never stored. */
+ENG_INLINE void store_tile_epi_kind_neon(const float *t, float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n,
+                                         float alpha, float beta, const eng_gemm_epi_t *epi, const int kind) {
+  const float32x4_t va = vdupq_n_f32(alpha), vb = vdupq_n_f32(beta);
+  const float32x4_t p0 = vdupq_n_f32(epi->act->p0), p1 = vdupq_n_f32(epi->act->p1);
+  float bc[NR] = {0.0f}, row[NR] = {0.0f};
+  if (epi->bias_col) memcpy(bc, epi->bias_col, n * sizeof(float));
+  for (size_t i = 0; i < m; i++) {
+    float *cr = c + i * ldc, *dst = cr;
+    const float32x4_t bs = vdupq_n_f32(epi->bias_row ? epi->bias_row[i] : 0.0f);
+    if (n < NR) { /* partial row: through row[] */
+      if (beta != 0.0f) memcpy(row, cr, n * sizeof(float));
+      dst = row;
+    }
+    for (size_t j = 0; j < n; j += 4) {
+      float32x4_t r = scale_neon(vld1q_f32(t + i * NR + j), dst + j, va, vb, beta);
+      r = vaddq_f32(r, bs);
+      if (epi->bias_col) r = vaddq_f32(r, vld1q_f32(bc + j));
+      vst1q_f32(dst + j, act_neon(r, kind, p0, p1));
+    }
+    if (n < NR) memcpy(cr, row, n * sizeof(float));
+  }
+}
+
+/* One copy per common activation, so its code is inlined without a switch per vector (as store_tile_epi_avx2). */
+static void store_tile_epi_neon(const float *t, float *ENG_RESTRICT c, size_t ldc, size_t m, size_t n, float alpha,
+                                float beta, const eng_gemm_epi_t *epi) {
+  switch (epi->act->kind) {
+    case ENG_ACT_NONE: store_tile_epi_kind_neon(t, c, ldc, m, n, alpha, beta, epi, ENG_ACT_NONE); break;
+    case ENG_ACT_RELU: store_tile_epi_kind_neon(t, c, ldc, m, n, alpha, beta, epi, ENG_ACT_RELU); break;
+    case ENG_ACT_CLIP: store_tile_epi_kind_neon(t, c, ldc, m, n, alpha, beta, epi, ENG_ACT_CLIP); break;
+    default: store_tile_epi_kind_neon(t, c, ldc, m, n, alpha, beta, epi, epi->act->kind); break;
+  }
+}
+
+/* The tile product; epi == NULL stores plainly, else through store_tile_epi_neon. Inlined into the two entry points
+ * below, so the plain kernel carries no epilogue code. */
+ENG_INLINE void ukr_8x12_body(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b, float *ENG_RESTRICT c,
+                              size_t ldc, size_t m, size_t n, float alpha, float beta, const eng_gemm_epi_t *epi) {
   assert(m <= MR && n <= NR);
   float32x4_t c00 = vdupq_n_f32(0.0f), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
   float32x4_t c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
@@ -87,7 +132,7 @@ static void ukr_8x12_neon(size_t kc, const float *ENG_RESTRICT a, const float *E
   }
 #undef STEP
   const float32x4_t va = vdupq_n_f32(alpha), vb = vdupq_n_f32(beta);
-  if (m == MR && n == NR) {
+  if (m == MR && n == NR && !epi) {
     STORE_ROW(c00, c01, c02, 0);
     STORE_ROW(c10, c11, c12, 1);
     STORE_ROW(c20, c21, c22, 2);
@@ -98,8 +143,9 @@ static void ukr_8x12_neon(size_t kc, const float *ENG_RESTRICT a, const float *E
     STORE_ROW(c70, c71, c72, 7);
     return;
   }
-  /* Partial tile: spill the accumulators, then per valid row copy the n valid C values into a padded row,
-   * scale with the full-tile arithmetic and copy the n results back. C is touched only inside m x n. */
+  /* Partial tile, or the fused epilogue: spill the accumulators; then (plain store) per valid row copy the n valid C
+   * values into a padded row, scale with the full-tile arithmetic and copy the n results back. C is touched only
+   * inside m x n. */
   float t[MR * NR];
   vst1q_f32(t + 0 * NR, c00), vst1q_f32(t + 0 * NR + 4, c01), vst1q_f32(t + 0 * NR + 8, c02);
   vst1q_f32(t + 1 * NR, c10), vst1q_f32(t + 1 * NR + 4, c11), vst1q_f32(t + 1 * NR + 8, c12);
@@ -109,6 +155,10 @@ static void ukr_8x12_neon(size_t kc, const float *ENG_RESTRICT a, const float *E
   vst1q_f32(t + 5 * NR, c50), vst1q_f32(t + 5 * NR + 4, c51), vst1q_f32(t + 5 * NR + 8, c52);
   vst1q_f32(t + 6 * NR, c60), vst1q_f32(t + 6 * NR + 4, c61), vst1q_f32(t + 6 * NR + 8, c62);
   vst1q_f32(t + 7 * NR, c70), vst1q_f32(t + 7 * NR + 4, c71), vst1q_f32(t + 7 * NR + 8, c72);
+  if (epi) {
+    store_tile_epi_neon(t, c, ldc, m, n, alpha, beta, epi);
+    return;
+  }
   float row[NR] = {0.0f};
   for (size_t i = 0; i < m; i++) {
     float *cr = c + i * ldc;
@@ -119,9 +169,19 @@ static void ukr_8x12_neon(size_t kc, const float *ENG_RESTRICT a, const float *E
 }
 #undef STORE_ROW
 
+/* The entry points: without and with the fused epilogue. */
+static void ukr_8x12_neon(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b, float *ENG_RESTRICT c,
+                          size_t ldc, size_t m, size_t n, float alpha, float beta) {
+  ukr_8x12_body(kc, a, b, c, ldc, m, n, alpha, beta, NULL);
+}
+static void ukr_8x12_epi_neon(size_t kc, const float *ENG_RESTRICT a, const float *ENG_RESTRICT b, float *ENG_RESTRICT c,
+                              size_t ldc, size_t m, size_t n, float alpha, float beta, const eng_gemm_epi_t *epi) {
+  ukr_8x12_body(kc, a, b, c, ldc, m, n, alpha, beta, epi);
+}
+
 /* mc = 16 tiles of 8 rows (A block 128 x 256 floats = 128 KiB, in L2); kc = 256 (a B panel of 12 KiB in
  * L1, which is 32-64 KiB on current cores); nc = 340 panels of 12. */
-const eng_gemm_f32_impl_t eng_gemm_f32_neon = {MR, NR, 128, 256, 4080, ukr_8x12_neon};
+const eng_gemm_f32_impl_t eng_gemm_f32_neon = {MR, NR, 128, 256, 4080, ukr_8x12_neon, NULL, ukr_8x12_epi_neon};
 
 void eng_gemv_f32_neon(size_t n, size_t k, float alpha, const float *ENG_RESTRICT x, const float *ENG_RESTRICT b,
                        size_t ldb, int trans_b, float beta, float *ENG_RESTRICT y) {
