@@ -74,6 +74,48 @@ def test_idle_pool_uses_no_cpu():
     assert _k.pool_live_workers() == 1
 
 
+def _idle_cpu_fraction() -> float:
+    """Process CPU time over 0.5 s of sleeping, as a fraction of the wall time (best of 3, against a busy host)."""
+    best = 1.0
+    for _ in range(3):
+        t0, w0 = os.times(), time.monotonic()
+        time.sleep(0.5)
+        t1, w1 = os.times(), time.monotonic()
+        best = min(best, ((t1.user - t0.user) + (t1.system - t0.system)) / (w1 - w0))
+        if best < 0.2:
+            break
+    return best
+
+
+def test_pool_sleeps_after_a_session_run_even_a_failed_one():
+    """Session.run holds the pool (its workers spin between the plan's parallel regions, not just 50 us) and
+    releases it when the run ends, also when a step raises: afterwards the workers sleep again."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    engine.set_num_threads(2)
+    g = np.random.default_rng(3)
+    w = g.standard_normal((256, 256)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["t"]), helper.make_node("Reshape", ["t", "shape"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [256, 256]),
+         helper.make_tensor_value_info("shape", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    sess = engine.Session(model)
+    x = g.standard_normal((256, 256)).astype(np.float32)
+    assert sess.run({"x": x, "shape": np.int64([128, 512])})["y"].shape == (128, 512)
+    assert _k.pool_live_workers() == 1
+    time.sleep(0.05)
+    cpu = _idle_cpu_fraction()
+    assert cpu < 0.2, f"idle pool after a run used {cpu:.0%} of a CPU"
+    with pytest.raises(Exception):
+        sess.run({"x": x, "shape": np.int64([3, 5])})  # the Reshape step fails inside the plan
+    time.sleep(0.05)
+    cpu = _idle_cpu_fraction()
+    assert cpu < 0.2, f"idle pool after a failed run used {cpu:.0%} of a CPU"
+
+
 @pytest.mark.parametrize("shape", [(384, 384, 384), (1, 4096, 300), (4096, 1, 300), (250, 40, 300), (40, 250, 300),
                                    (97, 101, 513), (50, 273, 300)], ids=str)
 def test_one_vs_two_threads_bitwise(isa, shape):

@@ -2,8 +2,13 @@
  *
  * - Workers start lazily on the first parallel call, so importing engine starts no thread.
  * - Idle workers block on a condition variable after a bounded spin (ENGINE_SPIN_US, default 50 us) that
- *   keeps back-to-back parallel calls (the nodes of a model) free of futex wake-ups; a sleeping pool uses
- *   no CPU. The caller spins briefly for the workers to finish, then sleeps (see eng_parallel_for).
+ *   keeps back-to-back parallel calls free of futex wake-ups; a sleeping pool uses no CPU. The caller spins
+ *   briefly for the workers to finish, then sleeps (see eng_parallel_for).
+ * - While a model runs (eng_pool_hold: Session.run holds the pool for its whole plan) workers keep spinning
+ *   between parallel regions instead of sleeping after 50 us: a model's serial stretches between them (small
+ *   ops, the executor) are often longer, and a worker woken by futex on a virtual CPU arrived tens of
+ *   microseconds late to every region, so the caller did 58% of BERT's GEMM tiles. They sleep once the run
+ *   ends (after the usual spin).
  * - One job runs at a time; concurrent callers from several threads queue on run_mu. A call made from
  *   inside a task runs serially (no nested parallelism, no deadlock).
  * - fork(): the prepare handler takes run_mu so no job is in flight; the child forgets the parent's workers
@@ -84,6 +89,8 @@ typedef struct pool {
   atomic_size_t done;         /* tasks of the current job completed */
 } pool_t;
 
+static atomic_int g_hold; /* > 0 while some caller holds the pool (eng_pool_hold) */
+
 static pool_t g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
                         PTHREAD_COND_INITIALIZER};
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -112,7 +119,10 @@ static void *worker_main(void *arg) {
   t_in_task = 1; /* anything a worker runs is inside a task */
   unsigned long seen = p->start_generation; /* the generation when this worker was created */
   for (;;) {
-    spin_until_changed(&p->generation, seen); /* catches the next job of a burst without a futex wake-up */
+    /* catches the next job of a burst without a futex wake-up; keeps spinning while the pool is held */
+    while (!spin_until_changed(&p->generation, seen) && atomic_load_explicit(&g_hold, memory_order_relaxed) > 0 &&
+           !__atomic_load_n(&p->shutdown, __ATOMIC_ACQUIRE)) {
+    }
     pthread_mutex_lock(&p->mu);
     while (!p->shutdown && atomic_load(&p->generation) == seen) pthread_cond_wait(&p->work_cv, &p->mu);
     if (p->shutdown) {
@@ -197,7 +207,7 @@ int eng_default_num_threads(void) {
 static void stop_workers_locked(pool_t *p) {
   if (p->n_workers == 0) return;
   pthread_mutex_lock(&p->mu);
-  p->shutdown = 1;
+  __atomic_store_n(&p->shutdown, 1, __ATOMIC_RELEASE); /* also read, without mu, by a worker spinning while held */
   pthread_cond_broadcast(&p->work_cv);
   pthread_mutex_unlock(&p->mu);
   for (int i = 0; i < p->n_workers; i++) pthread_join(p->threads[i], NULL);
@@ -237,6 +247,7 @@ static void atfork_child(void) {
   g_pool.threads = NULL;
   g_pool.n_workers = 0;
   g_pool.shutdown = 0;
+  atomic_store(&g_hold, 0); /* the holders were threads of the parent */
 
 }
 static void pool_once(void) { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
@@ -310,6 +321,13 @@ eng_status_t eng_set_num_threads(int n) {
   p->n_threads = n == 0 ? eng_default_num_threads() : n;
   pthread_mutex_unlock(&p->run_mu);
   return ENG_OK;
+}
+
+void eng_pool_hold(int on) {
+  if (on)
+    atomic_fetch_add_explicit(&g_hold, 1, memory_order_relaxed);
+  else
+    atomic_fetch_sub_explicit(&g_hold, 1, memory_order_relaxed);
 }
 
 int eng_pool_live_workers(void) {

@@ -14,6 +14,7 @@ def execute_plan(list env, list program):
     cdef tuple step, ins, outs, frees, args
     cdef object fn, res, v
     cdef Py_ssize_t n = len(program)
+    eng_pool_hold(1)  # the pool's workers spin between this plan's parallel regions (threadpool.c)
     try:
         while i < n:
             step = <tuple>program[i]
@@ -48,3 +49,5 @@ def execute_plan(list env, list program):
         except Exception:
             pass
         raise
+    finally:
+        eng_pool_hold(0)

@@ -45,6 +45,7 @@ cdef extern from "eng/eng_runtime.h" nogil:
     int eng_default_num_threads()
     int eng_usable_cpus()
     int eng_pool_live_workers()
+    void eng_pool_hold(int on) nogil
     ctypedef struct eng_gemm_args_t:
         size_t m, n, k
         float alpha, beta

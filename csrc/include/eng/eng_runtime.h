@@ -31,6 +31,10 @@ int eng_default_num_threads(void);
 int eng_usable_cpus(void);
 /* Number of worker threads currently alive (0 until the first parallel call); for tests. */
 int eng_pool_live_workers(void);
+/* eng_pool_hold(1) ... eng_pool_hold(0) around a burst of parallel calls with serial work between them (a model's
+ * run): the workers spin between the calls instead of sleeping after ENGINE_SPIN_US. Nests and counts across
+ * threads; every hold(1) needs its hold(0). */
+void eng_pool_hold(int on);
 
 /* ---- GEMM ----
  * C = act(alpha * op(A) * op(B) + beta * C + bias), row-major with leading dimensions.
