@@ -391,8 +391,9 @@ cdef extern from "eng/eng_runtime.h" nogil:
     eng_status_t eng_gemm_prepacked_f32(const eng_gemm_args_t *args, const eng_gemm_packed_b_t *pb)
 
 # Products with at least this many rows take w pre-packed in the GEMM's panel layout (packed when the Session is
-# built if the model's shapes give that many rows, else on the first such call; kept with the step): packing a (K, N) weight costs about as much as 2 * K * N flops of the product, 5-10% of a
-# transformer projection of 128 tokens, and it is a parallel region of its own. Fewer rows (a batch-1 linear layer)
+# built if the model's shapes give that many rows, else on the first such call; kept with the step): packing a
+# (K, N) weight costs about as much as 2 * K * N flops of the product, 5-10% of a transformer projection of 128
+# tokens, and it is a parallel region of its own. Fewer rows (a batch-1 linear layer)
 # go to the GEMV paths, which read w as it is, so nothing is packed for them.
 DEF PREPACK_MIN_ROWS = 16
 MATMUL_PREPACK_MIN_ROWS = PREPACK_MIN_ROWS
