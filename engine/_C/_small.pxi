@@ -474,8 +474,7 @@ cdef class MatMulStep:
         cdef eng_status_t s
         cdef eng_gemm_args_t g
         if rows >= PREPACK_MIN_ROWS and N > 1:
-            if (self.packed is None or self.pb.nr != eng_active.gemm_f32.nr  # first use, or the ISA level changed
-                    or self.pb.kc != min(eng_active.gemm_f32.kc, <size_t>K)):
+            if not self._packed_fits():  # first use, or the ISA level changed
                 self._pack()
             _fill_small(&g, pa, lda, pw, N, py, N, rows, N, K, 0.0, pb, self.act, self.p0, self.p1, trans)
             with nogil:
@@ -495,6 +494,9 @@ cdef class MatMulStep:
     @property
     def is_packed(self):
         """Whether the packed copy exists and fits the active ISA level's tile."""
+        return self._packed_fits()
+
+    cdef bint _packed_fits(self):
         return (self.packed is not None and self.pb.nr == eng_active.gemm_f32.nr
                 and self.pb.kc == min(eng_active.gemm_f32.kc, <size_t>self.K))
 

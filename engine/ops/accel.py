@@ -244,25 +244,18 @@ def _conv_fast(ctx: NodeCtx, base, act):
         y = np.empty((n, m, ow) if one_d else (n, m, oh, ow), F32)
         if y.size == 0:
             return (y,)
-        if how == "pw":  # bias, residual (as beta * C) and activation in the GEMM's epilogue
+        if how in ("pw", "col"):  # one GEMM per image: bias, residual (as beta * C) and activation in its epilogue
             hw = oh * ow
+            col = np.empty((cg * kh * kw, hw), F32) if how == "col" else None
             for i in range(n):
                 yi = y[i].reshape(m, hw)
+                if how == "col":  # the column matrix of the image, then W @ col
+                    _k.im2col_f32(x[i], col, cg, geo)
                 if z is not None:
                     yi[...] = z[i].reshape(m, hw)
-                _k.gemm(w_pw, x[i].reshape(cg, hw), yi, False, False, 1.0, 0.0 if z is None else 1.0,
-                        bias, _k.BIAS_NONE if bias is None else _k.BIAS_ROW, kind, p0, p1)
-            return (y,)
-        if how == "col":  # the column matrix of each image, then W @ col with the same epilogue as "pw"
-            hw = oh * ow
-            col = np.empty((cg * kh * kw, hw), F32)
-            for i in range(n):
-                yi = y[i].reshape(m, hw)
-                _k.im2col_f32(x[i], col, cg, geo)
-                if z is not None:
-                    yi[...] = z[i].reshape(m, hw)
-                _k.gemm(w_col, col, yi, False, False, 1.0, 0.0 if z is None else 1.0,
-                        bias, _k.BIAS_NONE if bias is None else _k.BIAS_ROW, kind, p0, p1)
+                _k.gemm(w_pw if how == "pw" else w_col, x[i].reshape(cg, hw) if how == "pw" else col, yi, False,
+                        False, 1.0, 0.0 if z is None else 1.0, bias, _k.BIAS_NONE if bias is None else _k.BIAS_ROW,
+                        kind, p0, p1)
             return (y,)
         if how == "gemm":
             wp, mr = packed.packed()  # packed at build; repacked only if the ISA level changed since (tests)
