@@ -28,6 +28,8 @@ if importlib.util.find_spec("engine") is None:  # source checkout: use the in-pl
     sys.path.insert(1, str(ROOT))
 
 import model_zoo as mz  # noqa: E402
+import quiet  # noqa: E402
+from quiet import wait_until_quiet  # noqa: E402
 import numpy as np  # noqa: E402
 import tolerances as tol  # noqa: E402
 
@@ -166,20 +168,21 @@ MIN_ROUNDS = 3
 def time_alternating(fns: dict, budget_s: float, sample_s: float, max_rounds: int) -> dict:
     """Alternating timed rounds of every function in `fns` (the order flips every round, so other processes' load
     and clock drift hit all alike), at least MIN_ROUNDS, about `budget_s` in all; each sample is the mean of
-    back-to-back calls lasting about `sample_s`, after one untimed call of the same function. Returns name -> list
-    of per-call seconds, one per round.
+    back-to-back calls lasting about `sample_s`, after a wait for the other runtime's threads to go quiet
+    (quiet.wait_until_quiet) and one untimed call of the same function. Returns name -> list of per-call seconds,
+    one per round.
 
-    The untimed call keeps one runtime's threads out of the other's sample: onnxruntime's pool spins for a while
-    after each run, and a 2-thread engine run started right then shares a core with that spinner (ResNet-18 on 2
-    threads measured 34 ms alone and 44 ms right after an onnxruntime run on this machine). The timed calls then
-    measure each runtime as its users run it, one after the other."""
+    The wait and the untimed call keep one runtime's threads out of the other's sample: onnxruntime's pool spins
+    for tens of milliseconds after each run, and a 2-thread engine run started then shares a core with that
+    spinner (MobileNetV2 on 2 threads: 10 ms alone, up to 25 ms right after an onnxruntime run on this machine).
+    The timed calls then measure each runtime as its users run it, one after the other."""
     inner, per_round = {}, 0.0
     for name, fn in fns.items():
         t0 = time.perf_counter()
         fn()
         est = max(time.perf_counter() - t0, 1e-7)
         inner[name] = max(1, int(sample_s / est))
-        per_round += (inner[name] + 1) * est
+        per_round += (inner[name] + 1) * est + quiet.SLICE_S
     rounds = max(MIN_ROUNDS, min(max_rounds, int(budget_s / max(per_round, 1e-9))))
     samples = {name: [] for name in fns}
     names = list(fns)
@@ -192,7 +195,8 @@ def time_alternating(fns: dict, budget_s: float, sample_s: float, max_rounds: in
                 break  # much slower than estimated (a busy machine): stop at twice the budget
             for name in (names if r % 2 == 0 else names[::-1]):
                 fn = fns[name]
-                fn()  # untimed: settles the other runtime's threads and warms this one's
+                wait_until_quiet()
+                fn()  # untimed: warms this runtime's threads and caches
                 t0 = time.perf_counter()
                 for _ in range(inner[name]):
                     fn()
