@@ -115,9 +115,12 @@ CASES = [
     (1, 40, 24, 45, 37, (1, 1, 1, 1)),  # many tile blocks: blocks are pool tasks
     (1, 24, 40, 18, 30, (1, 1, 1, 1)),  # 40 tiles in blocks of 32: the 8-tile tail joins the last block
     (1, 150, 130, 7, 6, (1, 1, 1, 1)),  # one block with 2 threads: steps split over channels / positions
+    (1, 40, 48, 26, 26, (1, 1, 1, 1)),  # 49 tiles in 3 blocks of 16: uneven on 2 threads, so the steps are split
 ]
+# for the bitwise test: at 2 threads, 4 blocks as tasks; one block, steps split; 3 blocks, steps split
+THREAD_CASES = {"blocks_as_tasks": CASES[10], "one_block": CASES[12], "uneven_blocks": CASES[13]}
 if quick():
-    CASES = CASES[:6] + CASES[9:10] + CASES[11:12]
+    CASES = CASES[:6] + CASES[9:10] + CASES[11:12] + CASES[13:14]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "n{}_ic{}_oc{}_{}x{}_p{}".format(*c[:5], "".join(map(str, c[5]))))
@@ -142,6 +145,22 @@ def test_conv2d_winograd(isa, case):
         out = np.full((n, oc, h + pads[0] + pads[2] - 2, wd + pads[1] + pads[3] - 2), np.nan, np.float32)
         K.conv2d_winograd(x, u, b, pads, out=out)
         check(out, x, w, b, pads, None, f"{isa} {case} out= threads={threads}", ic)
+
+
+@pytest.mark.parametrize("case", list(THREAD_CASES.values()), ids=list(THREAD_CASES))
+def test_one_vs_two_threads_bitwise(isa, case):
+    """Both driver modes run the same transforms and GEMM kernels in the same order per output, so the pool size
+    (which picks the mode: blocks as tasks, or each step split) does not change a bit of the result."""
+    n, ic, oc, h, wd, pads = case
+    g = rng("wino-bits", case)
+    x = g.standard_normal((n, ic, h, wd)).astype(np.float32)
+    u = K.winograd_weights((g.standard_normal((oc, ic, 3, 3)) / np.sqrt(9 * ic)).astype(np.float32))
+    b = g.standard_normal(oc).astype(np.float32)
+    got = {}
+    for threads in (1, 2):
+        engine.set_num_threads(threads)
+        got[threads] = K.conv2d_winograd(x, u, b, pads, activation="relu")
+    assert np.array_equal(got[1].view(np.int32), got[2].view(np.int32)), f"{isa} {case}: 1 and 2 threads differ"
 
 
 def test_weights_transform():
