@@ -342,8 +342,8 @@ eng_status_t eng_conv2d_run_f32(const eng_kernels_t *kt, const eng_conv2d_t *g, 
   conv_ctx_t c = {kt, g, &o, NULL, off, NULL, NULL, NULL, act, NULL, NULL, 1, 1, o.panels, col_tiles * im->nr, 0, 1};
   /* work per group is mg * nwide * taps; below about 2^20 multiply-adds the pool costs more than it saves */
   const int par = threads > 1 && o.mg * o.nwide * o.taps >= ((size_t)1 << 20);
-  if (par) { /* about four tasks per thread: column blocks first (each reuses all the weights), then panels */
-    size_t target = threads * 4;
+  if (par) { /* ENG_TASKS_PER_THREAD: column blocks first (each reuses all the weights), then panels */
+    size_t target = threads * ENG_TASKS_PER_THREAD;
     c.tn = ENG_MIN(col_tiles, target);
     if (c.tn < target) c.tm = ENG_MIN(o.panels, (target + c.tn - 1) / c.tn);
     c.cb = (col_tiles + c.tn - 1) / c.tn * im->nr;

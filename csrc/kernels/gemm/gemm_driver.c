@@ -282,11 +282,11 @@ static eng_status_t gemm_blocked(const eng_kernels_t *kt, const eng_gemm_args_t 
     else
       for (size_t t = 0; t < ptasks; t++) pack_b_task(&c, t, ptasks);
 
-    /* Compute tasks: split rows first (no work is repeated), then columns, aiming at four tasks per
+    /* Compute tasks: split rows first (no work is repeated), then columns, aiming at ENG_TASKS_PER_THREAD per
      * thread so that a thread that starts late still gets a share. */
     size_t tm = 1, tn = 1;
     if (threads > 1) {
-      size_t target = threads * 4;
+      size_t target = threads * ENG_TASKS_PER_THREAD;
       tm = ENG_MAX((size_t)1, ENG_MIN(target, M / MIN_TASK_ROWS));
       if (tm < target) tn = ENG_MIN(panels, (target + tm - 1) / tm);
     }
