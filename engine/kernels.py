@@ -550,12 +550,14 @@ def winograd_weights(w: np.ndarray) -> np.ndarray:
     return u
 
 
-def conv2d_winograd(x: np.ndarray, u: np.ndarray, bias=None, pads=None, activation=None, out=None) -> np.ndarray:
-    """3x3 Conv with stride 1, dilation 1 and group 1 on NCHW float32 by Winograd F(4x4, 3x3), with the bias and an
-    activation fused: y = act(conv(x, w) + bias), u = winograd_weights(w).
+def conv2d_winograd(x: np.ndarray, u: np.ndarray, bias=None, pads=None, activation=None, out=None,
+                    residual=None) -> np.ndarray:
+    """3x3 Conv with stride 1, dilation 1 and group 1 on NCHW float32 by Winograd F(4x4, 3x3), with the bias, a
+    residual and an activation fused: y = act(conv(x, w) + bias + residual), u = winograd_weights(w).
 
     x: (N, IC, H, W); pads: (top, left, bottom, right), an int or a (height, width) pair; output (N, OC, H + pt + pb
-    - 2, W + pl + pr - 2). activation: None, a name or (name, p0[, p1]) as in `activation()`. The 36 channel sums
+    - 2, W + pl + pr - 2); residual: None or an array of the output's shape. activation: None, a name or (name, p0[,
+    p1]) as in `activation()`. The 36 channel sums
     run on the active ISA's GEMM kernels; tiles are transformed in blocks that stay in L2, threaded on engine's pool.
     Accuracy: the transforms (entries up to 5 and 8) grow rounding errors: on He-initialized weights and N(0, 1)
     inputs with 64..512 channels the max error is 6e-6..1.1e-5 of max |y| (RMS 2e-6..3e-6 of RMS y), 10-30x that of
@@ -578,12 +580,17 @@ def conv2d_winograd(x: np.ndarray, u: np.ndarray, bias=None, pads=None, activati
     oh, ow = h + pt + pb - 2, w + pl + pr - 2
     if oh < 1 or ow < 1:
         raise ValueError(f"{fn}: input {h}x{w} with pads {(pt, pl, pb, pr)} is smaller than the 3x3 kernel")
+    if residual is not None:
+        residual = _f32(residual, "residual", fn)
+        if residual.shape != (n, oc, oh, ow):
+            raise ValueError(f"{fn}: residual has shape {residual.shape}, expected {(n, oc, oh, ow)}")
     y = _out(out, (n, oc, oh, ow), fn)
     if n == 0:
         return y
     if _overlaps(y, x, u, bias) or np.may_share_memory(y, x) or np.may_share_memory(y, u) or \
-            (bias is not None and np.may_share_memory(y, bias)):
-        y[...] = conv2d_winograd(x, u, bias, pads, activation)
+            (bias is not None and np.may_share_memory(y, bias)) or \
+            (residual is not None and np.may_share_memory(y, residual)):
+        y[...] = conv2d_winograd(x, u, bias, pads, activation, residual=residual)
         return y
-    _k.wino_conv_f32(x, u, bias, y, n, ic, h, w, oc, (pt, pl, pb, pr), cid, p0, p1)
+    _k.wino_conv_f32(x, u, bias, y, n, ic, h, w, oc, (pt, pl, pb, pr), cid, p0, p1, residual)
     return y

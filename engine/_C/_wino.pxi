@@ -5,8 +5,8 @@
 cdef extern from "eng/eng_wino.h" nogil:
     eng_status_t eng_wino_weights_f32(size_t oc, size_t ic, const float *w, float *u)
     eng_status_t eng_wino_conv_f32(size_t n, size_t ic, size_t h, size_t w, size_t oc, const size_t *pads,
-                                   const float *x, const float *u, const float *bias, const eng_act_t *act,
-                                   float *y)
+                                   const float *x, const float *u, const float *bias, const float *z,
+                                   const eng_act_t *act, float *y)
     size_t eng_wino_block_tiles(size_t ic, size_t oc, size_t tiles)
 
 
@@ -22,8 +22,9 @@ def wino_weights_f32(cnp.ndarray w, cnp.ndarray u, size_t oc, size_t ic):
 
 
 def wino_conv_f32(cnp.ndarray x, cnp.ndarray u, bias, cnp.ndarray y, size_t n, size_t ic, size_t h, size_t w,
-                  size_t oc, tuple pads, int kind=0, float p0=0.0, float p1=0.0):
-    """y (n, oc, oh, ow) = act(conv3x3(x (n, ic, h, w)) + bias) from the transformed weights u (36, oc, ic)."""
+                  size_t oc, tuple pads, int kind=0, float p0=0.0, float p1=0.0, z=None):
+    """y (n, oc, oh, ow) = act(conv3x3(x (n, ic, h, w)) + bias + z) from the transformed weights u (36, oc, ic); z: None
+    or a residual of y's size that does not overlap y."""
     cdef size_t pd[4]
     if len(pads) != 4:
         raise ValueError("pads must be (top, left, bottom, right)")
@@ -42,13 +43,18 @@ def wino_conv_f32(cnp.ndarray x, cnp.ndarray u, bias, cnp.ndarray y, size_t n, s
     if bias is not None:
         pb = _cf(bias, "bias", oc)
     cdef float *py = <float *>_cf(y, "out", _mul(n, _mul(oc, _mul(oh, ow))), True)
+    cdef const float *pz = NULL
+    if z is not None:
+        pz = _cf(z, "residual", _mul(n, _mul(oc, _mul(oh, ow))))
+        if np.may_share_memory(z, y):
+            raise ValueError("conv2d_winograd: the residual overlaps the output")
     cdef eng_act_t a
     a.kind = kind
     a.p0 = p0
     a.p1 = p1
     cdef eng_status_t s
     with nogil:
-        s = eng_wino_conv_f32(n, ic, h, w, oc, pd, px, pu, pb, &a, py)
+        s = eng_wino_conv_f32(n, ic, h, w, oc, pd, px, pu, pb, pz, &a, py)
     _raise(s, "conv2d_winograd")
     return y
 

@@ -261,14 +261,14 @@ def _conv_fast(ctx: NodeCtx, base, act):
             wp, mr = packed.packed()  # packed at build; repacked only if the ISA level changed since (tests)
             _k.conv2d_f32(geo, x, wp, mr, bias, z, y, kind, p0, p1)
             return (y,)
-        post = z is not None and kind != 0  # the residual comes before the activation: apply it after
-        k_, q0, q1 = (0, 0.0, 0.0) if post else (kind, p0, p1)
-        if how == "dw":
-            _k.dwconv2d_f32(x, wd, bias, y, n * m, m, geo, k_, q0, q1)
-        else:
+        if how == "wino":  # the residual and the activation in the output transform
             if wino_u[0] is None:  # only if the inferred input shape was wrong: prepared at build otherwise
                 wino_u[0] = K.winograd_weights(packed.w)
-            _k.wino_conv_f32(x, wino_u[0], bias, y, n, cg, h, w_, m, geo, k_, q0, q1)
+            _k.wino_conv_f32(x, wino_u[0], bias, y, n, cg, h, w_, m, geo, kind, p0, p1, z)
+            return (y,)
+        post = z is not None and kind != 0  # the residual comes before the activation: apply it after
+        k_, q0, q1 = (0, 0.0, 0.0) if post else (kind, p0, p1)
+        _k.dwconv2d_f32(x, wd, bias, y, n * m, m, geo, k_, q0, q1)
         if z is not None:
             y += z.reshape(y.shape)
             if post:

@@ -79,8 +79,10 @@ def act_parts(act):
     return act, None, None
 
 
-def check(got, x, w, b, pads, act, what, ic):
+def check(got, x, w, b, pads, act, what, ic, residual=None):
     z = direct(x, w, b, pads)
+    if residual is not None:  # added after the bias, before the activation; rounding it adds eps |z| (below)
+        z = z + residual.astype(np.float64)
     pre = (ic + 20) * EPS32 * wino_magnitude(x, w, pads) + EPS32 * np.abs(z) + 1e-30
     name, p0, p1 = act_parts(act)
     if name is None:
@@ -145,6 +147,31 @@ def test_conv2d_winograd(isa, case):
         out = np.full((n, oc, h + pads[0] + pads[2] - 2, wd + pads[1] + pads[3] - 2), np.nan, np.float32)
         K.conv2d_winograd(x, u, b, pads, out=out)
         check(out, x, w, b, pads, None, f"{isa} {case} out= threads={threads}", ic)
+
+
+@pytest.mark.parametrize("case", [CASES[1], CASES[9]] + list(THREAD_CASES.values()),
+                         ids=["small", "batch"] + list(THREAD_CASES))
+def test_residual(isa, case):
+    """y = act(conv + bias + residual) from the output transform, in every driver mode and for a batch: the residual
+    is read at each output's own position (a transposed or shifted residual fails the bound)."""
+    n, ic, oc, h, wd, pads = case
+    g = rng("wino-res", case)
+    x = g.standard_normal((n, ic, h, wd)).astype(np.float32)
+    w = (g.standard_normal((oc, ic, 3, 3)) / np.sqrt(9 * ic)).astype(np.float32)
+    b = g.standard_normal(oc).astype(np.float32)
+    u = K.winograd_weights(w)
+    oh, ow = h + pads[0] + pads[2] - 2, wd + pads[1] + pads[3] - 2
+    r = (3 * g.standard_normal((n, oc, oh, ow))).astype(np.float32)
+    for i, act in enumerate([None, "relu", ("clip", 0.0, 6.0), "silu"]):
+        bias = b if i % 2 == 0 else None
+        for threads in (1, 2):
+            engine.set_num_threads(threads)
+            got = K.conv2d_winograd(x, u, bias, pads, activation=act, residual=r)
+            check(got, x, w, bias, pads, act, f"{isa} {case} act={act} residual threads={threads}", ic, residual=r)
+    with pytest.raises(ValueError, match="residual has shape"):
+        K.conv2d_winograd(x, u, b, pads, residual=r[:, :1])
+    with pytest.raises(TypeError, match="residual has dtype"):
+        K.conv2d_winograd(x, u, b, pads, residual=r.astype(np.float64))
 
 
 @pytest.mark.parametrize("case", list(THREAD_CASES.values()), ids=list(THREAD_CASES))

@@ -21,11 +21,13 @@ extern "C" {
  * 3 x 3, ONNX layout). Computed in double and rounded once. */
 eng_status_t eng_wino_weights_f32(size_t oc, size_t ic, const float *w, float *u);
 
-/* y (n x oc x oh x ow) = act(conv(x, w) + bias) with x (n x ic x h x w), u from eng_wino_weights_f32, bias NULL or
- * oc floats, pads (top, left, bottom, right); oh = h + pt + pb - 2 and ow = w + pl + pr - 2 must be >= 1. Images run
- * one after another; within an image, blocks of tiles run on the pool. x, u, bias must not overlap y. */
+/* y (n x oc x oh x ow) = act(conv(x, w) + bias + z) with x (n x ic x h x w), u from eng_wino_weights_f32, bias NULL or
+ * oc floats, z NULL or a residual shaped like y (added after the bias, before the activation), pads (top, left,
+ * bottom, right); oh = h + pt + pb - 2 and ow = w + pl + pr - 2 must be >= 1. Images run one after another; within
+ * an image, blocks of tiles run on the pool. x, u, bias and z must not overlap y. */
 eng_status_t eng_wino_conv_f32(size_t n, size_t ic, size_t h, size_t w, size_t oc, const size_t pads[4],
-                               const float *x, const float *u, const float *bias, const eng_act_t *act, float *y);
+                               const float *x, const float *u, const float *bias, const float *z,
+                               const eng_act_t *act, float *y);
 
 /* Tiles per block the driver would use (for tests and benchmarks); 0 if the sizes are invalid. */
 size_t eng_wino_block_tiles(size_t ic, size_t oc, size_t tiles);

@@ -107,6 +107,7 @@ typedef struct wino_job {
   size_t vs, ms; /* floats between positions in V and in M */
   ptrdiff_t pt, pl;
   const float *x, *u, *bias;
+  const float *z; /* residual of this image (oc x oh x ow), or NULL */
   const eng_act_t *act;
   float *y;
   int epi; /* bias or activation to apply */
@@ -176,6 +177,8 @@ static void input_transform(const wino_job_t *jb, size_t t0, size_t nt, size_t c
  * activation. By tile-row segments, like the input: groups of L tiles are transformed side by side, interleaved into
  * a strip of 4 output rows (tile l's column b at 4 l + b), and each strip row is copied out cropped to the image and
  * gets its bias + activation while it is in L1. */
+static const eng_act_t no_act = {ENG_ACT_NONE, 0.0f, 0.0f};
+
 static void output_transform(const wino_job_t *jb, size_t t0, size_t nt, size_t o0, size_t o1, const float *m,
                              size_t ld) {
   const size_t OH = jb->oh, OW = jb->ow, tw = jb->tw;
@@ -209,7 +212,13 @@ static void output_transform(const wino_job_t *jb, size_t t0, size_t nt, size_t 
       for (size_t a = 0; a < rows; a++) {
         float *dst = yo + (4 * ty + a) * OW + col0;
         memcpy(dst, strip + a * STRIP_W, ncols * sizeof(float));
-        if (jb->epi) eng_active.bias_act_f32(ncols, dst, NULL, bs, jb->act);
+        if (jb->z) { /* act((sum + bias) + z), the order of the unfused Conv, Add, activation */
+          if (jb->bias) eng_active.bias_act_f32(ncols, dst, NULL, bs, &no_act);
+          eng_active.binary_f32(ENG_BIN_ADD, ncols, dst, jb->z + o * OH * OW + (4 * ty + a) * OW + col0, dst);
+          if (jb->act->kind != ENG_ACT_NONE) eng_active.act_f32(ncols, dst, dst, jb->act);
+        } else if (jb->epi) {
+          eng_active.bias_act_f32(ncols, dst, NULL, bs, jb->act);
+        }
       }
       tile += ns;
     }
@@ -297,7 +306,8 @@ size_t eng_wino_block_tiles(size_t ic, size_t oc, size_t tiles) {
 }
 
 eng_status_t eng_wino_conv_f32(size_t n, size_t ic, size_t h, size_t w, size_t oc, const size_t pads[4],
-                               const float *x, const float *u, const float *bias, const eng_act_t *act, float *y) {
+                               const float *x, const float *u, const float *bias, const float *z,
+                               const eng_act_t *act, float *y) {
   if (!pads || !act || act->kind < 0 || act->kind >= ENG_ACT_COUNT) return ENG_ERR_INVALID_ARG;
   const size_t lim = (size_t)1 << 31;
   if (ic >= lim || oc >= lim || h >= lim || w >= lim || pads[0] >= lim || pads[1] >= lim || pads[2] >= lim ||
@@ -349,6 +359,7 @@ eng_status_t eng_wino_conv_f32(size_t n, size_t ic, size_t h, size_t w, size_t o
   for (size_t img = 0; img < n; img++) {
     jb.x = x + img * in_img;
     jb.y = y + img * out_img;
+    jb.z = z ? z + img * out_img : NULL;
     if (mode_a) {
       if (jb.nblocks == 1 || threads <= 1)
         for (size_t b = 0; b < jb.nblocks && !jb.status; b++) block_task(&jb, b, jb.nblocks);
