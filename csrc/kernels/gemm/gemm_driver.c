@@ -197,14 +197,12 @@ static eng_status_t gemm_tile_block(const gemm_par_t *c, size_t m0, size_t m1, s
           for (size_t ir = 0; ir < mc; ir += mr) {
             size_t mb = ENG_MIN((size_t)mr, mc - ir);
             float *cp = g->c + (ic + ir) * g->ldc + col;
+            const eng_gemm_epi_t e = {g->bias_kind == ENG_BIAS_ROW ? g->bias + ic + ir : NULL,
+                                      g->bias_kind == ENG_BIAS_COL ? g->bias + col : NULL, &g->act};
             if (tail && nb == tail_nb) {
-              eng_gemm_epi_t e = {g->bias_kind == ENG_BIAS_ROW ? g->bias + ic + ir : NULL,
-                                  g->bias_kind == ENG_BIAS_COL ? g->bias + col : NULL, &g->act};
               im->ukr_tail(kc, g->a + (ic + ir) * g->lda + pc, g->lda, bt, cp, g->ldc, mb, nb, g->alpha, beta,
                            fused ? &e : NULL);
             } else if (fused) {
-              eng_gemm_epi_t e = {g->bias_kind == ENG_BIAS_ROW ? g->bias + ic + ir : NULL,
-                                  g->bias_kind == ENG_BIAS_COL ? g->bias + col : NULL, &g->act};
               if (direct_a)
                 im->ukr_arow_epi(kc, asrc + ir * g->lda, g->lda, bpanel, cp, g->ldc, mb, nb, g->alpha, beta, &e);
               else
