@@ -50,7 +50,7 @@ def _time_shape(shape, threads: int, repeat: int, sample_s: float) -> dict:
 
     import engine
     from gemm_common import check_result, make_inputs, ort_matmul_inputs, ort_matmul_prepacked, reference
-    from quiet import wait_until_quiet
+    from quiet import warm_up
 
     a, b = make_inputs(shape)
     ref, scale = reference(a, b)
@@ -85,8 +85,7 @@ def _time_shape(shape, threads: int, repeat: int, sample_s: float) -> dict:
                 break
             for name in names[r % len(names):] + names[:r % len(names)]:
                 fn, args = fns[name]
-                wait_until_quiet()  # the previous implementation's spinning threads (onnxruntime, OpenBLAS)
-                fn(*args)  # untimed: wakes this one's
+                warm_up(fn, *args)  # the previous implementation's threads go quiet (onnxruntime, OpenBLAS spin)
                 done = 0
                 t0 = now = time.perf_counter()
                 while done < inner[name] and now - t0 < sample_cap:

@@ -29,7 +29,7 @@ if importlib.util.find_spec("engine") is None:  # source checkout: use the in-pl
 
 import model_zoo as mz  # noqa: E402
 import quiet  # noqa: E402
-from quiet import wait_until_quiet  # noqa: E402
+from quiet import warm_up  # noqa: E402
 import numpy as np  # noqa: E402
 import tolerances as tol  # noqa: E402
 
@@ -168,21 +168,22 @@ MIN_ROUNDS = 3
 def time_alternating(fns: dict, budget_s: float, sample_s: float, max_rounds: int) -> dict:
     """Alternating timed rounds of every function in `fns` (the order flips every round, so other processes' load
     and clock drift hit all alike), at least MIN_ROUNDS, about `budget_s` in all; each sample is the mean of
-    back-to-back calls lasting about `sample_s`, after a wait for the other runtime's threads to go quiet
-    (quiet.wait_until_quiet) and one untimed call of the same function. Returns name -> list of per-call seconds,
+    back-to-back calls lasting about `sample_s`, after a wait for the other runtime's threads to go quiet and
+    untimed calls of the same function for quiet.WARM_S (quiet.warm_up). Returns name -> list of per-call seconds,
     one per round.
 
-    The wait and the untimed call keep one runtime's threads out of the other's sample: onnxruntime's pool spins
-    for tens of milliseconds after each run, and a 2-thread engine run started then shares a core with that
-    spinner (MobileNetV2 on 2 threads: 10 ms alone, up to 25 ms right after an onnxruntime run on this machine).
-    The timed calls then measure each runtime as its users run it, one after the other."""
+    The wait keeps one runtime's threads out of the other's sample: onnxruntime's pool spins for tens of
+    milliseconds after each run, and a 2-thread engine run started then shares a core with that spinner
+    (MobileNetV2 on 2 threads: 10 ms alone, up to 25 ms right after an onnxruntime run on this machine). The warm-up
+    then starts both from the same state. The timed calls measure each runtime as its users run it, one after the
+    other."""
     inner, per_round = {}, 0.0
     for name, fn in fns.items():
         t0 = time.perf_counter()
         fn()
         est = max(time.perf_counter() - t0, 1e-7)
         inner[name] = max(1, int(sample_s / est))
-        per_round += (inner[name] + 1) * est + quiet.SLICE_S
+        per_round += inner[name] * est + quiet.SLICE_S + max(est, quiet.WARM_S)
     rounds = max(MIN_ROUNDS, min(max_rounds, int(budget_s / max(per_round, 1e-9))))
     samples = {name: [] for name in fns}
     names = list(fns)
@@ -195,8 +196,7 @@ def time_alternating(fns: dict, budget_s: float, sample_s: float, max_rounds: in
                 break  # much slower than estimated (a busy machine): stop at twice the budget
             for name in (names if r % 2 == 0 else names[::-1]):
                 fn = fns[name]
-                wait_until_quiet()
-                fn()  # untimed: warms this runtime's threads and caches
+                warm_up(fn)  # untimed: the other runtime's threads go quiet, this one's threads and caches warm
                 t0 = time.perf_counter()
                 for _ in range(inner[name]):
                     fn()
