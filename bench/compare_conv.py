@@ -1,6 +1,6 @@
 """Per-layer convolution table: engine against onnxruntime on the convolution layers of issue 4, 1 and 2 threads.
 
-    python bench/compare_conv.py                     # all six layers, 1 and 2 threads (about 30 s)
+    python bench/compare_conv.py                     # all six layers, 1 and 2 threads (about 40 s)
     python bench/compare_conv.py --quick             # smoke run, a few seconds (ENGINE_BENCH_QUICK=1 does the same)
     python bench/compare_conv.py --layers 3x3_56,dw3x3_56 --threads 1 --markdown
 

@@ -1,6 +1,6 @@
 """GEMM speed table: engine against numpy and onnxruntime, per shape, for 1 and 2 threads.
 
-    python bench/compare_gemm.py                     # all shapes, 1 and 2 threads (about 1-2 minutes)
+    python bench/compare_gemm.py                     # all shapes, 1 and 2 threads (about 5 minutes)
     python bench/compare_gemm.py --quick             # smoke subset (ENGINE_BENCH_QUICK=1 does the same)
     python bench/compare_gemm.py --threads 1 --shapes inference --markdown
 
@@ -11,9 +11,10 @@ eng/ORT(in) and eng/ORT(pp) = engine speed / that ORT speed (> 1: engine is fast
 
 Each thread count runs in its own subprocess, because numpy's OpenBLAS reads OPENBLAS_NUM_THREADS only when numpy
 is imported. Within a shape the implementations are timed in rounds that rotate their order, so load from other
-processes and clock drift hit all of them alike; each sample times enough back-to-back calls to last about
---sample-ms, and the table shows the best (default) or the median sample. Every output is checked against a float64
-reference before any timing. Times include the Python call and allocating the output, for all implementations.
+processes and clock drift hit all of them alike; each sample (after quiet.warm_up: the previous implementation's
+threads idle, then 20 ms of untimed calls) times enough back-to-back calls to last about --sample-ms, and the table
+shows the best (default) or the median sample. Every output is checked against a float64 reference before any
+timing. Times include the Python call and allocating the output, for all implementations.
 """
 from __future__ import annotations
 
