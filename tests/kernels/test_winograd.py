@@ -125,14 +125,20 @@ if quick():
     CASES = CASES[:6] + CASES[9:10] + CASES[11:12] + CASES[13:14]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "n{}_ic{}_oc{}_{}x{}_p{}".format(*c[:5], "".join(map(str, c[5]))))
-def test_conv2d_winograd(isa, case):
-    n, ic, oc, h, wd, pads = case
-    g = rng("wino", case)
+def problem(key, case):
+    """Input x, weights w (scaled by 1/sqrt(fan-in)), bias b and u = winograd_weights(w) of a case, seeded by key."""
+    n, ic, oc, h, wd, _ = case
+    g = rng(key, case)
     x = g.standard_normal((n, ic, h, wd)).astype(np.float32)
     w = (g.standard_normal((oc, ic, 3, 3)) / np.sqrt(9 * ic)).astype(np.float32)
     b = g.standard_normal(oc).astype(np.float32)
-    u = K.winograd_weights(w)
+    return g, x, w, b, K.winograd_weights(w)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "n{}_ic{}_oc{}_{}x{}_p{}".format(*c[:5], "".join(map(str, c[5]))))
+def test_conv2d_winograd(isa, case):
+    n, ic, oc, h, wd, pads = case
+    _, x, w, b, u = problem("wino", case)
     worst = 0.0
     for i, act in enumerate(ACTS):
         bias = b if i % 2 == 0 else None
@@ -155,11 +161,7 @@ def test_residual(isa, case):
     """y = act(conv + bias + residual) from the output transform, in every driver mode and for a batch: the residual
     is read at each output's own position (a transposed or shifted residual fails the bound)."""
     n, ic, oc, h, wd, pads = case
-    g = rng("wino-res", case)
-    x = g.standard_normal((n, ic, h, wd)).astype(np.float32)
-    w = (g.standard_normal((oc, ic, 3, 3)) / np.sqrt(9 * ic)).astype(np.float32)
-    b = g.standard_normal(oc).astype(np.float32)
-    u = K.winograd_weights(w)
+    g, x, w, b, u = problem("wino-res", case)
     oh, ow = h + pads[0] + pads[2] - 2, wd + pads[1] + pads[3] - 2
     r = (3 * g.standard_normal((n, oc, oh, ow))).astype(np.float32)
     for i, act in enumerate([None, "relu", ("clip", 0.0, 6.0), "silu"]):
@@ -178,11 +180,8 @@ def test_residual(isa, case):
 def test_one_vs_two_threads_bitwise(isa, case):
     """Both driver modes run the same transforms and GEMM kernels in the same order per output, so the pool size
     (which picks the mode: blocks as tasks, or each step split) does not change a bit of the result."""
-    n, ic, oc, h, wd, pads = case
-    g = rng("wino-bits", case)
-    x = g.standard_normal((n, ic, h, wd)).astype(np.float32)
-    u = K.winograd_weights((g.standard_normal((oc, ic, 3, 3)) / np.sqrt(9 * ic)).astype(np.float32))
-    b = g.standard_normal(oc).astype(np.float32)
+    pads = case[5]
+    _, x, _, b, u = problem("wino-bits", case)
     got = {}
     for threads in (1, 2):
         engine.set_num_threads(threads)
