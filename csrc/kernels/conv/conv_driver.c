@@ -198,10 +198,13 @@ static void phase_task(void *ctx, size_t t, size_t n_tasks) {
     }
     const float *s = src + (r - g->pt) * g->w;
     memset(d, 0, j0 * sizeof(float));
-    if (g->sw == 1)
+    if (g->sw == 1) {
       memcpy(d + j0, s + (j0 + v - g->pl), (j1 - j0) * sizeof(float));
-    else
+    } else if (g->sw == 2) { /* a constant stride the compiler vectorizes (even-lane shuffles): the stems */
+      for (size_t j = j0; j < j1; j++) d[j] = s[2 * j + v - g->pl];
+    } else {
       for (size_t j = j0; j < j1; j++) d[j] = s[j * g->sw + v - g->pl];
+    }
     memset(d + j1, 0, (o->wq - j1) * sizeof(float));
   }
   if (ch == g->c - 1) /* the slack after the last plane */
