@@ -121,6 +121,7 @@ CASES = [
 ]
 # for the bitwise test: at 2 threads, 4 blocks as tasks; one block, steps split; 3 blocks, steps split
 THREAD_CASES = {"blocks_as_tasks": CASES[10], "one_block": CASES[12], "uneven_blocks": CASES[13]}
+RESIDUAL_CASES = {"small": CASES[1], "batch": CASES[9], **THREAD_CASES}
 if quick():
     CASES = CASES[:6] + CASES[9:10] + CASES[11:12] + CASES[13:14]
 
@@ -155,8 +156,7 @@ def test_conv2d_winograd(isa, case):
         check(out, x, w, b, pads, None, f"{isa} {case} out= threads={threads}", ic)
 
 
-@pytest.mark.parametrize("case", [CASES[1], CASES[9]] + list(THREAD_CASES.values()),
-                         ids=["small", "batch"] + list(THREAD_CASES))
+@pytest.mark.parametrize("case", list(RESIDUAL_CASES.values()), ids=list(RESIDUAL_CASES))
 def test_residual(isa, case):
     """y = act(conv + bias + residual) from the output transform, in every driver mode and for a batch: the residual
     is read at each output's own position (a transposed or shifted residual fails the bound)."""
