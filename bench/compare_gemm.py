@@ -4,7 +4,8 @@
     python bench/compare_gemm.py --quick             # smoke subset (ENGINE_BENCH_QUICK=1 does the same)
     python bench/compare_gemm.py --threads 1 --shapes inference --markdown
 
-Columns: engine GFLOP/s and its fraction of the assumed peak (see --peak-gflops), numpy (A @ B on its BLAS),
+Columns: engine GFLOP/s and its fraction of the FMA peak measured in the same worker (engine's FMA probe with as
+many cores busy as threads; --peak-gflops overrides it), numpy (A @ B on its BLAS),
 ORT(in) = onnxruntime MatMul with A and B both graph inputs (B is packed on every call, the same work engine does),
 ORT(pp) = onnxruntime MatMul with B an initializer (ORT pre-packs the weights once, as it does for real models),
 eng/ORT(in) and eng/ORT(pp) = engine speed / that ORT speed (> 1: engine is faster), eng/np = engine / numpy.
@@ -115,6 +116,8 @@ def worker(args) -> None:
         "numpy_threads": gc_.numpy_blas_threads(),
         "openblas_env": os.environ.get("OPENBLAS_NUM_THREADS"),
         "loadavg_start": os.getloadavg()[0],
+        # per-core peak with args.threads cores busy, measured before and after the shapes (the larger one)
+        "fma_peak": gc_.measured_peak(args.threads),
     }
     try:
         import onnxruntime
@@ -133,6 +136,7 @@ def worker(args) -> None:
               file=sys.stderr, flush=True)
     meta["seconds"] = time.perf_counter() - t_start
     meta["loadavg_end"] = os.getloadavg()[0]
+    meta["fma_peak"] = max(meta["fma_peak"], gc_.measured_peak(args.threads))
     json.dump({"meta": meta, "results": results}, sys.stdout)
 
 
@@ -231,7 +235,7 @@ def main(argv=None) -> int:
                    help="smoke subset of shapes and fewer rounds (also ENGINE_BENCH_QUICK=1)")
     p.add_argument("--markdown", action="store_true", help="print markdown tables")
     p.add_argument("--peak-gflops", type=float, default=None,
-                   help="per-core float32 peak in GFLOP/s; default: ISA flops/cycle x /proc/cpuinfo cpu MHz")
+                   help="per-core float32 peak in GFLOP/s; default: measured with engine's FMA probe in each worker")
     p.add_argument("--json", metavar="PATH", help="also write the raw samples as JSON")
     p.add_argument("--load-json", metavar="PATH", help="print the tables of a run saved with --json instead of "
                    "measuring (with --markdown, --stat, --peak-gflops, --threads as you like)")
@@ -279,10 +283,15 @@ def main(argv=None) -> int:
         wall = time.perf_counter() - wall0
 
     isa = runs[thread_counts[0]]["meta"]["isa"]
-    if args.peak_gflops is not None:
-        peak, peak_note = args.peak_gflops, f"peak given: {args.peak_gflops:.1f} GFLOP/s per core (--peak-gflops)"
-    else:
-        peak, peak_note = default_peak(isa)
+
+    def peak_of(t: int):
+        """(per-core peak, how it was obtained) for the t-thread run."""
+        if args.peak_gflops is not None:
+            return args.peak_gflops, gc_.peak_note(args.peak_gflops, isa, "given with --peak-gflops")
+        measured = runs[t]["meta"].get("fma_peak")
+        if measured:
+            return measured, gc_.peak_note(measured, isa, f"measured in the {t}-thread worker with {t} core(s) busy")
+        return default_peak(isa)  # a --load-json file from before the peak was measured
     md = args.markdown
 
     def say(line: str = "", note: bool = False) -> None:
@@ -292,8 +301,6 @@ def main(argv=None) -> int:
     meta0 = runs[thread_counts[0]]["meta"]
     say(f"GEMM float32, C = A @ B (A MxK, B KxN), GFLOP/s = 2MNK / time ({stat_name}; higher is better)", note=True)
     say(f"engine ISA {isa}; numpy {meta0['numpy_blas']}; onnxruntime {meta0['ort'] or 'not installed'}", note=True)
-    say(peak_note + ("" if args.peak_gflops is not None else
-                     "; a VM reports its nominal clock, so boost clocks can show > 100%"), note=True)
     say("ORT(in): MatMul with A and B graph inputs (packs B every call, same work as engine); "
         "ORT(pp): B an initializer, pre-packed once at session creation", note=True)
     say("eng/ORT(in), eng/ORT(pp), eng/np: engine GFLOP/s divided by that column's (> 1 means engine is faster)",
@@ -303,6 +310,7 @@ def main(argv=None) -> int:
                "eng/np"]
     for t in thread_counts:
         meta = runs[t]["meta"]
+        peak, peak_line = peak_of(t)
         rows = []
         over = False
         for res in runs[t]["results"]:
@@ -318,6 +326,9 @@ def main(argv=None) -> int:
                  f"worker {meta['seconds']:.0f} s, "
                  f"1-min load average {meta['loadavg_start']:.1f} -> {meta['loadavg_end']:.1f}")
         say(f"**{title}**\n" if md else title)
+        say(peak_line, note=True)
+        if md:
+            say("")
         say(_table(headers, rows, md))
         notes = []
         if meta["numpy_threads"] not in (None, t):
@@ -330,7 +341,7 @@ def main(argv=None) -> int:
         if t > meta["usable_cpus"]:
             notes.append(f"note: only {meta['usable_cpus']} CPU(s) usable: {t} threads oversubscribe")
         if over:
-            notes.append("note: above 100% of the assumed peak: the core ran faster than the assumed clock")
+            notes.append("note: above 100% of the peak: the core ran faster during the shapes than during the probe")
         if notes and md:
             say("")  # a markdown table ends at a blank line
         for line in notes:

@@ -31,4 +31,5 @@ const eng_kernels_t eng_kernels_avx2 = {
     .cvt_f16_f32 = eng_cvt_f16_f32_avx2,
     .cvt_f32_f16 = eng_cvt_f32_f16_avx2,
     .conv_f32 = &eng_conv_f32_avx2,
+    .fma_probe_f32 = eng_fma_probe_f32_avx2,
 };

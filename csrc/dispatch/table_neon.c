@@ -31,4 +31,5 @@ const eng_kernels_t eng_kernels_neon = {
     .cvt_f16_f32 = eng_cvt_f16_f32_neon,
     .cvt_f32_f16 = eng_cvt_f32_f16_neon,
     .conv_f32 = &eng_conv_f32_neon,
+    .fma_probe_f32 = eng_fma_probe_f32_neon,
 };

@@ -31,4 +31,5 @@ const eng_kernels_t eng_kernels_scalar = {
     .cvt_f16_f32 = eng_cvt_f16_f32_scalar,
     .cvt_f32_f16 = eng_cvt_f32_f16_scalar,
     .conv_f32 = &eng_conv_f32_scalar,
+    .fma_probe_f32 = eng_fma_probe_f32_scalar,
 };

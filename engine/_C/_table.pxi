@@ -1,7 +1,7 @@
 # The active kernel table as the bindings see it (eng_kernels.h, eng_dispatch.h): only the slots that a binding
 # reads directly are declared (Cython needs no full struct for an extern one). Included by _kernels.pyx before
 # the binding files that use it (_sim.pxi, _conv.pxi).
-from libc.stdint cimport int8_t, uint16_t, int32_t, int64_t
+from libc.stdint cimport int8_t, uint16_t, int32_t, int64_t, uint64_t
 
 cdef extern from "eng/eng_kernels.h" nogil:
     ctypedef float (*eng_dot_f32_fn)(size_t n, const float *a, const float *b)
@@ -20,6 +20,8 @@ cdef extern from "eng/eng_kernels.h" nogil:
     ctypedef void (*eng_scan_i8_fn)(size_t rows, size_t d, const int8_t *q, const int8_t *g, size_t ldg, int32_t *out)
     ctypedef void (*eng_cvt_f16_f32_fn)(size_t n, const uint16_t *x, float *y)
     ctypedef void (*eng_cvt_f32_f16_fn)(size_t n, const float *x, uint16_t *y)
+    ctypedef size_t (*eng_fma_probe_f32_fn)(uint64_t iters, float b, float c, float *x)
+    enum: ENG_FMA_PROBE_MAX_LANES
     ctypedef void (*eng_conv_ukr_f32_fn)(size_t kc, const float *a, const float *x, const int64_t *off, float *c,
                                          size_t ldc, size_t m, size_t n, int accumulate)
     ctypedef struct eng_conv_f32_impl_t:
@@ -48,7 +50,33 @@ cdef extern from "eng/eng_kernels.h" nogil:
         eng_scan_i8_fn scan_i8
         eng_cvt_f16_f32_fn cvt_f16_f32
         eng_cvt_f32_f16_fn cvt_f32_f16
+        eng_fma_probe_f32_fn fma_probe_f32
 
 cdef extern from "eng/eng_dispatch.h" nogil:
     eng_kernels_t eng_active
 
+
+
+def fma_peak_gflops(double seconds=0.05):
+    """This thread's float32 multiply-add throughput in GFLOP/s, measured with the active tier's probe (independent
+    FMA chains of its widest vectors, no memory traffic): the real peak of one core at its current clock, which
+    /proc/cpuinfo's nominal MHz does not give (turbo, power limits, a VM's host). For the benchmarks' "% of peak".
+    Runs for about `seconds` (doubling the step count until one call lasts that long), GIL released."""
+    import time
+    if not seconds > 0:
+        raise ValueError(f"fma_peak_gflops: seconds must be positive, got {seconds}")
+    cdef float x[ENG_FMA_PROBE_MAX_LANES]
+    cdef uint64_t iters = 1 << 12
+    cdef size_t lanes = 0
+    cdef eng_fma_probe_f32_fn fn = eng_active.fma_probe_f32
+    cdef int i
+    while True:
+        for i in range(ENG_FMA_PROBE_MAX_LANES):
+            x[i] = 0.001 * i
+        t0 = time.perf_counter()
+        with nogil:
+            lanes = fn(iters, 0.5, 0.25, x)
+        dt = time.perf_counter() - t0
+        if dt >= seconds or iters >= (<uint64_t>1 << 40):
+            return 2.0 * lanes * iters / dt / 1e9
+        iters *= 2

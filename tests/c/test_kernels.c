@@ -710,6 +710,35 @@ static void bias_act_tests(const tab_t *t, counts_t *cnt) {
       }
 }
 
+/* ---------------------------------------------------------------- fma probe (the benchmarks' peak) */
+/* Every lane against its own chain computed here: fmaf (one rounding) for the SIMD tiers, multiply then add for
+ * scalar, bitwise; lanes past the returned count untouched; b = c = 1 from 0 counts the steps exactly. */
+static void fma_probe_tests(const tab_t *t, counts_t *cnt) {
+  eng_fma_probe_f32_fn fn = t->raw->fma_probe_f32;
+  const int fused = t->isa != ENG_ISA_SCALAR;
+  const uint64_t iters_list[] = {0, 1, 7, 1000};
+  float x[ENG_FMA_PROBE_MAX_LANES + 8], x0[ENG_FMA_PROBE_MAX_LANES + 8];
+  for (int v = 0; v < 5; v++) {
+    const uint64_t iters = v < 4 ? iters_list[v] : 3000;
+    const float b = v < 4 ? 0.5f + 0.5f * frand() : 1.0f, c = v < 4 ? frand() : 1.0f;
+    for (size_t l = 0; l < ENG_FMA_PROBE_MAX_LANES + 8; l++) x[l] = x0[l] = v < 4 ? frand() : 0.0f;
+    size_t lanes = fn(iters, b, c, x);
+    int ok = lanes >= 1 && lanes <= ENG_FMA_PROBE_MAX_LANES;
+    for (size_t l = 0; ok && l < ENG_FMA_PROBE_MAX_LANES + 8; l++) {
+      float r = x0[l];
+      if (l < lanes)
+        for (uint64_t i = 0; i < iters; i++) r = fused ? fmaf(r, b, c) : r * b + c;
+      if (f2u(r) != f2u(x[l])) {
+        printf("%-8s fma_probe_f32 FAIL: iters %llu lane %zu of %zu: got %a, want %a\n", t->name,
+               (unsigned long long)iters, l, lanes, x[l], r);
+        ok = 0;
+      }
+    }
+    if (ok && v == 4 && x[0] != 3000.0f) ok = 0;
+    ok ? cnt->pass++ : cnt->fail++;
+  }
+}
+
 /* ---------------------------------------------------------------- op kernels (act, binary, softmax, ...) */
 #include "test_ops.inc"
 #include "test_conv.inc"
@@ -797,6 +826,7 @@ int main(int argc, char **argv) {
       else if (s == ENG_SLOT_gemv_f32) gemv_tests(t, &c);
       else if (s == ENG_SLOT_bias_act_f32) bias_act_tests(t, &c);
       else if (s == ENG_SLOT_conv_f32) conv_tests(t, &c);
+      else if (s == ENG_SLOT_fma_probe_f32) fma_probe_tests(t, &c);
       else if (ops_tests(t, s, &c)) {
       } else if (eng_test_sim_slot(t->name, &t->eff, s, g_quick, &c.pass, &c.fail)) { /* tests/c/test_sim.c */
       } else {

@@ -192,6 +192,12 @@ typedef void (*eng_scan_i8_fn)(size_t rows, size_t d, const int8_t *q, const int
  * stays NaN). Bitwise identical in every ISA. */
 typedef void (*eng_cvt_f16_f32_fn)(size_t n, const uint16_t *x, float *y);
 typedef void (*eng_cvt_f32_f16_fn)(size_t n, const float *x, uint16_t *y);
+/* Floating-point throughput probe (csrc/kernels/probe; the benchmarks' measured peak, _kernels.fma_peak_gflops):
+ * L independent lanes, L <= ENG_FMA_PROBE_MAX_LANES, each run iters steps of x[l] = x[l] * b + c from the value
+ * in x[l], final values written back. Returns L (flops done: 2 L iters). Every SIMD tier fuses (fmaf, one
+ * rounding); the scalar tier, which assumes no FMA instruction, multiplies then adds (two roundings). */
+#define ENG_FMA_PROBE_MAX_LANES 256
+typedef size_t (*eng_fma_probe_f32_fn)(uint64_t iters, float b, float c, float *x);
 
 /* ---- implicit-GEMM convolution (csrc/kernels/conv; driver and API in eng_conv.h) ----
  * The convolution is a GEMM whose B operand is never built: row p of B (one tap: input channel, kernel row and
@@ -269,6 +275,7 @@ extern const eng_kernels_t eng_kernels_neon;
   void eng_scan_i8_##isa(size_t rows, size_t d, const int8_t *q, const int8_t *g, size_t ldg, int32_t *out); \
   void eng_cvt_f16_f32_##isa(size_t n, const uint16_t *x, float *y);                                    \
   void eng_cvt_f32_f16_##isa(size_t n, const float *x, uint16_t *y);                                    \
+  size_t eng_fma_probe_f32_##isa(uint64_t iters, float b, float c, float *x);                           \
   void eng_dwconv2d_multi_f32_##isa(const eng_win2d_t *g, size_t nc, const float *x, const float *w,    \
                                     const float *bias, const eng_act_t *act, float *y);
 ENG_DECLARE_VARIANTS(scalar)
