@@ -88,6 +88,9 @@ eng_status_t eng_gemm_pack_b_f32(const eng_kernels_t *kt, size_t k, size_t n, co
  * and N > 1); args->b (the same matrix, unpacked) is still required: the GEMV paths and a table of another tile
  * read it. pb's k and n must equal args' k and n. */
 eng_status_t eng_gemm_prepacked_f32(const eng_gemm_args_t *args, const eng_gemm_packed_b_t *pb);
+/* Same with an explicit table and thread use (0 = serial), as eng_gemm_f32_with. */
+eng_status_t eng_gemm_prepacked_f32_with(const eng_kernels_t *kt, const eng_gemm_args_t *args,
+                                         const eng_gemm_packed_b_t *pb, int parallel);
 
 /* A batch of GEMMs sharing sizes, strides and flags; element offsets per problem into a, b, c (and bias, a
  * per-problem offset array or NULL for one shared bias). Problems run in parallel when each is small. */

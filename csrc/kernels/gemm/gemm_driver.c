@@ -473,12 +473,17 @@ eng_status_t eng_gemm_pack_b_f32(const eng_kernels_t *kt, size_t k, size_t n, co
   return ENG_OK;
 }
 
-eng_status_t eng_gemm_prepacked_f32(const eng_gemm_args_t *g, const eng_gemm_packed_b_t *pb) {
-  if (!pb || !pb->data) return ENG_ERR_INVALID_ARG;
+eng_status_t eng_gemm_prepacked_f32_with(const eng_kernels_t *kt, const eng_gemm_args_t *g,
+                                         const eng_gemm_packed_b_t *pb, int parallel) {
+  if (!kt || !pb || !pb->data) return ENG_ERR_INVALID_ARG;
   if (g && (pb->k != g->k || pb->n != g->n)) return ENG_ERR_INVALID_ARG;
-  const eng_gemm_f32_impl_t *im = eng_active.gemm_f32;
+  const eng_gemm_f32_impl_t *im = kt->gemm_f32;
   int fits = pb->nr == im->nr && pb->kc == ENG_MIN(im->kc, pb->k);
-  return gemm_run(&eng_active, g, 1, fits ? pb->data : NULL);
+  return gemm_run(kt, g, parallel, fits ? pb->data : NULL);
+}
+
+eng_status_t eng_gemm_prepacked_f32(const eng_gemm_args_t *g, const eng_gemm_packed_b_t *pb) {
+  return eng_gemm_prepacked_f32_with(&eng_active, g, pb, 1);
 }
 
 typedef struct batch_task {
