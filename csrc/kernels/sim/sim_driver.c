@@ -5,6 +5,7 @@
  * kernels drive the same algorithm. See eng_sim.h for the contracts. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -219,7 +220,8 @@ typedef struct search_ctx {
   eng_gemm_packed_b_t qp; /* GEMM path: qn packed once as the GEMM's B (d x m), shared by every block and task */
   const int8_t *qi;     /* i8 gallery: m x d quantized queries */
   const float *qf;      /* i8 gallery: m per-query factors */
-  size_t rows_per_task, rb;
+  size_t rb;            /* gallery rows per block */
+  atomic_size_t next;   /* the next block to claim: tasks take blocks one at a time, in increasing order */
   int use_gemm;
   float *res_s;         /* n_tasks x m x k */
   int64_t *res_r;
@@ -233,12 +235,6 @@ static void search_task(void *vctx, size_t t, size_t n_tasks) {
   const eng_sim_search_args_t *a = c->a;
   const eng_kernels_t *kt = c->kt;
   const size_t m = a->m, d = a->d, k = a->k, rb = c->rb;
-  size_t r0 = t * c->rows_per_task;
-  if (r0 >= a->n) {
-    for (size_t j = 0; j < m; j++) c->res_len[t * m + j] = 0;
-    return;
-  }
-  size_t r1 = ENG_MIN(a->n, r0 + c->rows_per_task);
   /* scratch: score tile (rb x m), an f32 copy of an f16 block for the GEMM path, an int32 row for i8 */
   size_t tile_n = rb * m, conv_n = (c->use_gemm && a->dtype == ENG_SIM_F16) ? rb * d : 0;
   size_t i32_n = a->dtype == ENG_SIM_I8 ? rb : 0;
@@ -259,8 +255,14 @@ static void search_task(void *vctx, size_t t, size_t n_tasks) {
     heaps[j].cap = k;
   }
   const size_t esz = dtype_size(a->dtype);
-  for (size_t b0 = r0; b0 < r1; b0 += rb) {
-    size_t nb = ENG_MIN(rb, r1 - b0);
+  /* Blocks are claimed one at a time rather than split up front, so a thread that starts late or is preempted (a
+   * shared machine) leaves its share to the others. Each task still sees its rows in increasing order, which
+   * heap_push's tie rule relies on; the merge orders by (score, row), so the result does not depend on who took
+   * which block. */
+  for (;;) {
+    size_t b0 = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed) * rb;
+    if (b0 >= a->n) break;
+    size_t nb = ENG_MIN(rb, a->n - b0);
     const char *gb = (const char *)a->g + b0 * a->ldg * esz;
     if (c->use_gemm) {
       const float *blk = (const float *)gb;
@@ -344,8 +346,7 @@ eng_status_t eng_sim_search(const eng_kernels_t *kt, const eng_sim_search_args_t
 
   size_t threads = parallel ? (size_t)eng_get_num_threads() : 1;
   size_t tasks = ENG_MAX((size_t)1, ENG_MIN(threads, n / SIM_MIN_ROWS_PER_TASK));
-  c.rows_per_task = (n + tasks - 1) / tasks;
-  tasks = (n + c.rows_per_task - 1) / c.rows_per_task;
+  atomic_init(&c.next, 0);
 
   size_t mk, tmk, bytes;
   if (!eng_mul_size(m, k, &mk) || !eng_mul_size(mk, tasks, &tmk) || !eng_mul_size(tmk, sizeof(float) + sizeof(int64_t), &bytes))
