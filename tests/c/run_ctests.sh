@@ -103,7 +103,8 @@ mode_native() {
 }
 
 # The AVX-512 group compiled against SIMDe (ENG_SIMDE_EMULATION), which implements _mm512_* with AVX2, so
-# the AVX-512 kernels' logic runs on a CPU without AVX-512. The real build never defines ENG_SIMDE_EMULATION.
+# the AVX-512 kernels' logic runs on a CPU without AVX-512 (and the AVX2 group's AVX-VNNI path, through SIMDe's
+# vpdpbusd). The real build never defines ENG_SIMDE_EMULATION.
 mode_avx512_emu() {
   local out=$BUILD/avx512-emu
   if [ ! -f /usr/include/simde/x86/avx512.h ] && ! echo '#include <simde/x86/avx512.h>' | $CC -E -x c - >/dev/null 2>&1; then
@@ -117,15 +118,15 @@ mode_avx512_emu() {
   # shellcheck disable=SC2046
   compile "$out" "$sf" $(group_srcs scalar) || return 1
   # shellcheck disable=SC2046
-  compile "$out" "$af" $(group_srcs avx2) || return 1
+  compile "$out" "$af -DENG_SIMDE_EMULATION" $(group_srcs avx2) || return 1  # SIMDe only for the AVX-VNNI path
   # shellcheck disable=SC2046
   compile "$out" "-mavx2 -mfma -mf16c -DENG_SIMDE_EMULATION -Wno-psabi" $(group_srcs avx512) || return 1
   compile "$out" "-DENG_COMPILED_SCALAR -DENG_COMPILED_AVX2 -DENG_COMPILED_AVX512 -DENG_TEST_AVX2 -DENG_TEST_AVX512 -DENG_TEST_FORCE" \
     "${CORE_SRCS[@]}" tests/c/test_kernels.c tests/c/test_sim.c tests/c/test_runtime.c || return 1
   $CC "${COMMON[@]}" "${OBJS[@]}" -o "$out/test_kernels" -lm || return 1
   "$out/test_kernels" avx512 || return 1
-  echo "-- again with the AVX512-VNNI int8 path (ENG_TEST_FORCE_VNNI=1; SIMDe's vpdpbusd)"
-  ENG_TEST_FORCE_VNNI=1 "$out/test_kernels" avx512
+  echo "-- again with the VNNI int8 paths: AVX512-VNNI and AVX-VNNI (ENG_TEST_FORCE_VNNI=1; SIMDe's vpdpbusd)"
+  ENG_TEST_FORCE_VNNI=1 "$out/test_kernels" avx2 avx512
 }
 
 # Every source (scalar, neon, core) with the same AArch64 baseline flags; NEON needs no extra flag there.
