@@ -25,7 +25,8 @@ searches), unless --peak-gflops gives it. --clock cpu times with the process's C
 only): on a shared machine whose cores are oversubscribed, wall time also counts the time the benchmark waited for
 a core, CPU time does not (other processes still compete for memory bandwidth and caches, which lowers every
 column, the bandwidth measurement included). Peers that are not installed are skipped with a note. Every result is
-checked against float64 before it is timed. Exit status 0 even when a bar is missed (this is a report, not a gate).
+checked against float64 before it is timed; the searches are timed taking turns (engine f32, engine f16, faiss,
+numpy, again), each call after the process's threads have gone quiet. Exit status 0 even when a bar is missed (this is a report, not a gate).
 """
 from __future__ import annotations
 
@@ -44,8 +45,9 @@ def _child(args) -> int:
     sys.path.insert(0, HERE)
     import engine
     from gemm_common import measured_peak, peak_note
-    from sim_common import (DIM, K, PAIR_DIMS, best_time, check_search, faiss_index, faiss_or_none, faiss_search,
-                            gallery_data, measure_bandwidth, numpy_search, pair, simsimd_or_none)
+    from sim_common import (DIM, K, PAIR_DIMS, best_time, best_times_alternating, check_search, faiss_index,
+                            faiss_or_none, faiss_search, gallery_data, measure_bandwidth, numpy_search, pair,
+                            simsimd_or_none)
 
     t = args.child
     quick = args.quick
@@ -100,28 +102,28 @@ def _child(args) -> int:
     reps = 3 if quick else 5
     for n in args.galleries:
         g, qall = gallery_data(n, DIM, 64)
-        rows = {m: {"n": n, "m": m} for m in (1, 64)}
-        for dt in ("f32", "f16"):
-            gal = engine.Gallery(g, dtype=dt)
-            for m, row in rows.items():
-                q = qall[:m]
+        gals = {dt: engine.Gallery(g, dtype=dt) for dt in ("f32", "f16")}
+        idx = faiss_index(faiss, g) if faiss is not None else None
+        for m in (1, 64):
+            q = qall[:m]
+            # every implementation is checked against float64 first (which also warms it up), then they are timed
+            # taking turns (best_times_alternating)
+            fns = {}
+            for dt, gal in gals.items():
                 s, i = gal.search(q, K)
                 check_search(f"engine {dt}", s, i, g, q, 1e-5 if dt == "f32" else 1e-3)
-                row[f"engine_{dt}"] = best_time(lambda: gal.search(q, K), reps)
-            del gal
-        idx = faiss_index(faiss, g) if faiss is not None else None
-        for m, row in rows.items():
-            q = qall[:m]
-            row["faiss"] = None
+                fns[f"engine_{dt}"] = lambda gal=gal: gal.search(q, K)
             if idx is not None:
                 s, i = faiss_search(faiss, idx, q, K)
                 check_search("faiss", s, i, g, q, 1e-5)
-                row["faiss"] = best_time(lambda: faiss_search(faiss, idx, q, K), reps)
+                fns["faiss"] = lambda: faiss_search(faiss, idx, q, K)
             s, i = numpy_search(g, q, K)
             check_search("numpy", s, i, g, q, 1e-5)
-            row["numpy"] = best_time(lambda: numpy_search(g, q, K), reps)
-        del idx, g, qall
-        res += [rows[1], rows[64]]
+            fns["numpy"] = lambda: numpy_search(g, q, K)
+            row = {"n": n, "m": m, "faiss": None}
+            row.update(best_times_alternating(fns, reps))
+            res.append(row)
+        del gals, idx, g, qall
     out["search"] = res
     if not args.peak_gflops:  # the searches may have run at another clock than the first probe: keep the faster
         out["peak"] = max(out["peak"], measured_peak(t))

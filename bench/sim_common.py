@@ -116,6 +116,27 @@ def best_time(fn, repeat: int = 5, min_time: float = 0.0) -> float:
     return best
 
 
+def best_times_alternating(fns: dict, repeat: int = 5) -> dict:
+    """{name: smallest time of one call of fns[name]} on CLOCK, the functions taking turns: each round times one
+    call of each, after the process's threads have gone quiet (another library's pool still spinning from its last
+    call, OpenBLAS's or faiss's OpenMP threads, would share the cores with the next one). A slow drift of the
+    machine then touches every column alike, where timing one library's calls in a block and the next's later
+    compared two different moments. Rounds: `repeat`, or 2 once every call takes more than 0.5 s."""
+    from quiet import wait_until_quiet
+
+    clock = CLOCK
+    best = {name: float("inf") for name in fns}
+    r = 0
+    while r < repeat and (r < 2 or min(best.values()) <= 0.5):
+        for name, fn in fns.items():
+            wait_until_quiet()
+            t0 = clock()
+            fn()
+            best[name] = min(best[name], clock() - t0)
+        r += 1
+    return best
+
+
 def measure_bandwidth(mbytes: int = 1024, repeat: int = 5) -> dict:
     """Single-thread read bandwidth in GB/s over an array of `mbytes` MiB (far larger than any cache), two ways:
     numpy's BLAS dot of the array with itself (a vectorized read loop) and engine's AVX2/AVX-512/NEON squared-norm
