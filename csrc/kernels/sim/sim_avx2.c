@@ -187,16 +187,8 @@ static int has_vnni_avx2(void) {
 #define VNNI_TARGET_AVX2
 #define dpbusd_avx2(acc, a, b) simde_mm256_dpbusd_epi32((acc), (a), (b))
 #elif (defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11)
-#include <stdatomic.h>
-static atomic_int g_vnni_avx2 = -1;
-static inline int has_vnni_avx2(void) {
-  int v = atomic_load_explicit(&g_vnni_avx2, memory_order_relaxed);
-  if (v < 0) {
-    v = (eng_cpu_features() & ENG_CPU_AVXVNNI) != 0;
-    atomic_store_explicit(&g_vnni_avx2, v, memory_order_relaxed);
-  }
-  return v;
-}
+/* eng_cpu_features() detects once and caches the bits */
+static inline int has_vnni_avx2(void) { return (eng_cpu_features() & ENG_CPU_AVXVNNI) != 0; }
 #define ENG_VNNI_AVX2 1
 #define VNNI_TARGET_AVX2 __attribute__((target("avxvnni")))
 #define dpbusd_avx2(acc, a, b) _mm256_dpbusd_avx_epi32((acc), (a), (b))

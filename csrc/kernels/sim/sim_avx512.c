@@ -177,16 +177,8 @@ static int has_vnni_avx512(void) {
 #define VNNI_TARGET_AVX512
 #define dpbusd_avx512(acc, a, b) simde_mm512_dpbusd_epi32((acc), (a), (b))
 #else
-#include <stdatomic.h>
-static atomic_int g_vnni_avx512 = -1;
-static inline int has_vnni_avx512(void) {
-  int v = atomic_load_explicit(&g_vnni_avx512, memory_order_relaxed);
-  if (v < 0) {
-    v = (eng_cpu_features() & ENG_CPU_AVX512VNNI) != 0;
-    atomic_store_explicit(&g_vnni_avx512, v, memory_order_relaxed);
-  }
-  return v;
-}
+/* eng_cpu_features() detects once and caches the bits */
+static inline int has_vnni_avx512(void) { return (eng_cpu_features() & ENG_CPU_AVX512VNNI) != 0; }
 #define VNNI_TARGET_AVX512 __attribute__((target("avx512vnni")))
 #define dpbusd_avx512(acc, a, b) _mm512_dpbusd_epi32((acc), (a), (b))
 #endif /* ENG_SIMDE_EMULATION */

@@ -388,7 +388,7 @@ eng_status_t eng_sim_search(const eng_kernels_t *kt, const eng_sim_search_args_t
   float *qpack = NULL; /* the queries as the GEMM's B, packed once here instead of once per block and task */
   if (c.use_gemm) {
     size_t qp_n = eng_gemm_packed_b_floats(kt, d, m);
-    eng_status_t s = qp_n == SIZE_MAX || qp_n > SIZE_MAX / sizeof(float) ? ENG_ERR_OVERFLOW : ENG_OK;
+    eng_status_t s = qp_n == SIZE_MAX ? ENG_ERR_OVERFLOW : ENG_OK; /* SIZE_MAX: the bytes would overflow */
     if (s == ENG_OK && posix_memalign((void **)&qpack, 64, qp_n * sizeof(float)) != 0) s = ENG_ERR_NOMEM;
     if (s == ENG_OK) s = eng_gemm_pack_b_f32(kt, d, m, qn, d, 1, qpack, qp_n, &c.qp);
     if (s != ENG_OK) {

@@ -6,21 +6,12 @@
  * Tested under qemu-aarch64 with cortex-a53 (no dotprod) and neoverse-n1 (dotprod) by run_ctests.sh. */
 #include <arm_neon.h>
 #include <assert.h>
-#include <stdatomic.h>
 
 #include "eng/eng_kernels.h"
 #include "sim_internal.h"
 
-/* ---- i8 dot-product extension: chosen once, at the first i8 call ---- */
-static atomic_int g_dotprod_neon = -1; /* -1 unknown, 0 no, 1 yes */
-static inline int has_dotprod_neon(void) {
-  int v = atomic_load_explicit(&g_dotprod_neon, memory_order_relaxed);
-  if (v < 0) {
-    v = (eng_cpu_features() & ENG_CPU_ASIMDDP) != 0;
-    atomic_store_explicit(&g_dotprod_neon, v, memory_order_relaxed);
-  }
-  return v;
-}
+/* ---- i8 dot-product extension: eng_cpu_features() detects once and caches the bits ---- */
+static inline int has_dotprod_neon(void) { return (eng_cpu_features() & ENG_CPU_ASIMDDP) != 0; }
 
 static inline int32x4_t dot16_smull_neon(int32x4_t acc, int8x16_t a, int8x16_t b) {
   acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a), vget_low_s8(b)));
